@@ -1,0 +1,9 @@
+"""regzoo's shared package: spatial transforms, losses, metrics, networks, data and engines.
+
+Conventions (see the repository README): tensors are channel-first ``(B, C, *spatial)``;
+a displacement field (DDF) ``u`` is ``(B, ndim, *spatial)`` in voxel units, channel ``c``
+along spatial axis ``c``, and maps a fixed-image point ``p`` to ``p + u(p)``.
+"""
+
+__version__ = "0.1.0"
+__all__ = ["__version__"]

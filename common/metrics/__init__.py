@@ -1,0 +1,33 @@
+"""Evaluation metrics: overlap (Dice, HD95), transform regularity (Jacobian based), image fidelity."""
+
+from .cumulative import LabelDiceMetric, LabelHD95Metric, RegularityMetric
+from .image import nmse, psnr, ssim
+from .overlap import ACDC_GROUPS, dice_per_label, grouped_dice, hd95_per_label, labels_present_in_both
+from .regularity import (
+    folding_ratio,
+    mean_grad_jacobian,
+    njd_percent,
+    regularity_metrics,
+    sdlogj,
+    std_jacobian,
+)
+
+__all__ = [
+    "ACDC_GROUPS",
+    "LabelDiceMetric",
+    "LabelHD95Metric",
+    "RegularityMetric",
+    "dice_per_label",
+    "folding_ratio",
+    "grouped_dice",
+    "hd95_per_label",
+    "labels_present_in_both",
+    "mean_grad_jacobian",
+    "njd_percent",
+    "nmse",
+    "psnr",
+    "regularity_metrics",
+    "sdlogj",
+    "ssim",
+    "std_jacobian",
+]

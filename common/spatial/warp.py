@@ -1,0 +1,77 @@
+"""Warping an image by a dense displacement field (DDF).
+
+Convention (DESIGN.md, identical to ``monai.networks.blocks.Warp``): ``ddf`` is ``(B, ndim, *spatial)``
+in voxel units, channel ``c`` along array axis ``c``; the warped image is ``image(p + ddf(p))``, sampled
+with ``align_corners=True`` (voxel centres at the corners of the normalised grid).
+
+Why not ``monai.networks.blocks.Warp`` itself: it is a module that caches its reference grid per
+instance and warns at every construction; the integrators and composition need a plain function
+called many times per step. ``tests/common/spatial/test_warp.py`` checks both give the same result.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .checks import check_field, check_image
+
+__all__ = ["identity_grid", "warp", "sample_displaced"]
+
+_MODES = ("bilinear", "nearest", "bicubic")
+_PADDINGS = ("zeros", "border", "reflection")
+
+
+def identity_grid(size, device=None, dtype=torch.float32) -> torch.Tensor:
+    """Voxel coordinates of a grid of ``size``: shape ``(ndim, *size)``, channel ``c`` = index along axis ``c``."""
+    axes = [torch.arange(n, device=device, dtype=dtype) for n in size]
+    return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=0)
+
+
+def sample_displaced(
+    image: torch.Tensor, ddf: torch.Tensor, mode: str = "bilinear", padding_mode: str = "border"
+) -> torch.Tensor:
+    """``image(p + ddf(p))`` without argument checks; the kernel behind :func:`warp`, used on hot paths.
+
+    ``image`` may have batch size 1 with a batched ``ddf`` (the image is broadcast).
+    """
+    ndim = ddf.shape[1]
+    size = ddf.shape[2:]
+    grid = identity_grid(size, device=ddf.device, dtype=ddf.dtype).unsqueeze(0) + ddf
+    # voxel index -> [-1, 1] with align_corners=True; grid_sample wants (x, y, z) = reversed array axes last
+    scale = torch.tensor([2.0 / max(n - 1, 1) for n in size], device=ddf.device, dtype=ddf.dtype)
+    grid = grid * scale.view(1, ndim, *([1] * ndim)) - 1.0
+    grid = grid.flip(1).permute(0, *range(2, ndim + 2), 1)
+    if image.shape[0] == 1 and ddf.shape[0] > 1:
+        image = image.expand(ddf.shape[0], *image.shape[1:])
+    if image.dtype != grid.dtype:
+        image = image.to(grid.dtype)
+    return F.grid_sample(image, grid, mode=mode, padding_mode=padding_mode, align_corners=True)
+
+
+def warp(image: torch.Tensor, ddf: torch.Tensor, mode: str = "bilinear", padding_mode: str = "border") -> torch.Tensor:
+    """Warp ``image`` (B, C, *spatial) by ``ddf`` (B, ndim, *spatial): returns ``image(p + ddf(p))``.
+
+    Args:
+        image: channel-first image, 2 or 3 spatial axes; integer label maps are cast to the field's dtype.
+        ddf: displacement in voxel units, same spatial size as ``image``.
+        mode: ``"bilinear"`` (trilinear in 3D), ``"nearest"`` (labels), or ``"bicubic"`` (2D only).
+        padding_mode: ``"border"``, ``"zeros"`` or ``"reflection"`` for points outside the image.
+    """
+    ndim = check_field(ddf, "ddf")
+    if check_image(image, "image") != ndim:
+        raise ValueError(
+            f"image and ddf must have the same number of spatial axes, got image {tuple(image.shape)} "
+            f"and ddf {tuple(ddf.shape)}"
+        )
+    if image.shape[2:] != ddf.shape[2:] or image.shape[0] not in (1, ddf.shape[0]):
+        raise ValueError(
+            f"image {tuple(image.shape)} and ddf {tuple(ddf.shape)} must share the spatial size and batch size"
+        )
+    if mode not in _MODES:
+        raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
+    if mode == "bicubic" and ndim != 2:
+        raise ValueError("mode='bicubic' is only available for 2D images")
+    if padding_mode not in _PADDINGS:
+        raise ValueError(f"padding_mode must be one of {_PADDINGS}, got {padding_mode!r}")
+    return sample_displaced(image, ddf, mode=mode, padding_mode=padding_mode)

@@ -1,0 +1,71 @@
+import pytest
+import torch
+from monai.networks.blocks import Warp
+
+from common.spatial import identity_grid, warp
+
+
+@pytest.mark.parametrize("size", [(12, 15), (9, 10, 11)])
+def test_zero_ddf_returns_the_image(size):
+    image = torch.rand(2, 3, *size)
+    ddf = torch.zeros(2, len(size), *size)
+    torch.testing.assert_close(warp(image, ddf), image, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize(
+    "size, axis", [((16, 18), 0), ((16, 18), 1), ((10, 12, 14), 0), ((10, 12, 14), 1), ((10, 12, 14), 2)]
+)
+def test_integer_shift_equals_roll_away_from_border(size, axis):
+    ndim = len(size)
+    image = torch.rand(1, 1, *size)
+    ddf = torch.zeros(1, ndim, *size)
+    ddf[:, axis] = 2.0  # warped(p) = image(p + 2 e_axis)
+    out = warp(image, ddf)
+    expected = torch.roll(image, shifts=-2, dims=axis + 2)
+    inner = [slice(None), slice(None)] + [slice(None)] * ndim
+    inner[axis + 2] = slice(0, size[axis] - 2)
+    torch.testing.assert_close(out[tuple(inner)], expected[tuple(inner)], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("size", [(11, 13), (7, 9, 8)])
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+def test_matches_monai_warp(size, mode):
+    torch.manual_seed(0)
+    image = torch.rand(2, 2, *size)
+    ddf = 2 * torch.randn(2, len(size), *size)
+    expected = Warp(mode=mode, padding_mode="border")(image, ddf)
+    torch.testing.assert_close(warp(image, ddf, mode=mode), expected, atol=1e-5, rtol=0)
+
+
+def test_nearest_keeps_label_values():
+    labels = torch.randint(0, 5, (1, 1, 8, 8, 8)).float()
+    out = warp(labels, 0.7 * torch.randn(1, 3, 8, 8, 8), mode="nearest")
+    assert set(out.unique().tolist()) <= set(labels.unique().tolist())
+
+
+def test_identity_grid_is_voxel_indices():
+    grid = identity_grid((3, 4))
+    assert grid.shape == (2, 3, 4)
+    assert grid[0, 2, 1] == 2 and grid[1, 2, 1] == 1
+
+
+@pytest.mark.parametrize(
+    "image, ddf, match",
+    [
+        (torch.rand(1, 1, 8, 8), torch.zeros(1, 2, 8, 9), "share the spatial size"),
+        (torch.rand(1, 1, 8, 8), torch.zeros(1, 3, 8, 8), "one channel per spatial axis"),
+        (torch.rand(1, 1, 8), torch.zeros(1, 1, 8), "2 or 3 spatial axes"),
+        (torch.rand(1, 1, 4, 4, 4, 4), torch.zeros(1, 4, 4, 4, 4, 4), "2 or 3 spatial axes"),
+        (torch.rand(1, 1, 8, 8, 8), torch.zeros(1, 2, 8, 8), "same number of spatial axes"),
+        (torch.rand(1, 1, 8, 8), torch.full((1, 2, 8, 8), float("nan")), "NaN"),
+    ],
+)
+def test_bad_input_raises_value_error_naming_the_argument(image, ddf, match):
+    with pytest.raises(ValueError, match=match) as info:
+        warp(image, ddf)
+    assert "ddf" in str(info.value) or "image" in str(info.value)
+
+
+def test_bad_mode_raises():
+    with pytest.raises(ValueError, match="mode"):
+        warp(torch.rand(1, 1, 4, 4), torch.zeros(1, 2, 4, 4), mode="cubic")

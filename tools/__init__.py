@@ -1,0 +1,1 @@
+"""regzoo command-line tools: the ``regzoo`` command (a ``fire`` entry point) and its subcommands."""
