@@ -2,13 +2,40 @@
 
 from __future__ import annotations
 
+import sys
+
 import fire
+
+from common.data.files import DataError
+from common.data.phantoms import ensure_demo_data
 
 from . import benchmark
 
 
+def make_demo_data(kind: str = "acdc", out: str = "data/demo", subjects: int = 10, seed: int = 0, size=None,
+                   overwrite: bool = False) -> None:
+    """Write deterministic phantoms in a real data set's layout.
+
+    Args:
+        kind: ``acdc`` (4D cardiac, ACDC layout), ``oasis`` (brain, Learn2Reg OASIS layout) or ``multimodal``
+            (the brain phantoms with a T2-like rendering and a datalist JSON of T1w/T2w pairs).
+        out: output folder; refused when it holds anything but a regzoo demo set.
+        subjects: number of (training) subjects; ACDC adds ``max(1, subjects // 5)`` testing subjects.
+        seed: the same seed writes identical files.
+        size: brain volume size, e.g. ``160,192,224`` (default 80,96,112: OASIS's field of view at 2 mm).
+        overwrite: replace a demo set made with other parameters.
+    """
+    size = tuple(int(n) for n in (size.split(",") if isinstance(size, str) else size)) if size else None
+    ensure_demo_data(out, kind, subjects, seed, size, overwrite=overwrite)
+    print(f"{kind} demo data in {out}")
+
+
 def main() -> None:
-    fire.Fire({"benchmark": {"nmi": benchmark.nmi}}, name="regzoo")
+    try:
+        fire.Fire({"benchmark": {"nmi": benchmark.nmi}, "make-demo-data": make_demo_data}, name="regzoo")
+    except (DataError, FileExistsError, FileNotFoundError, ValueError) as err:
+        sys.stderr.write(f"regzoo: error: {err}\n")
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

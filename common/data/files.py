@@ -1,0 +1,60 @@
+"""Checks on image files before and while they are read: errors name the file and the problem."""
+
+from __future__ import annotations
+
+import gzip
+import os
+from collections.abc import Sequence
+
+import nibabel as nib
+import numpy as np
+
+__all__ = ["DataError", "check_image_file", "read_header_shape"]
+
+_NIFTI_SUFFIXES = (".nii", ".nii.gz")
+
+
+class DataError(ValueError):
+    """A data file or folder cannot be used; the message names it and says why."""
+
+
+def read_header_shape(path: str) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """Shape and voxel spacing from a NIfTI header (cheap: no voxel data read)."""
+    try:
+        img = nib.load(path)
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except Exception as err:  # nibabel raises several types for non-NIfTI or damaged headers
+        raise DataError(f"{path}: not a readable NIfTI image ({err})") from None
+    return tuple(int(n) for n in img.shape), tuple(float(z) for z in img.header.get_zooms())
+
+
+def check_image_file(path: str, ndim: int | Sequence[int] | None = None, full: bool = False) -> tuple[int, ...]:
+    """Check ``path`` is a NIfTI image with ``ndim`` dimensions (3, or 4 for a cine sequence); return its shape.
+
+    ``full=True`` also decompresses the whole file, catching truncated archives before training starts.
+    """
+    if not os.path.exists(path):
+        raise DataError(f"{path}: file not found")
+    if os.path.isdir(path):
+        raise DataError(f"{path}: is a folder, expected a NIfTI image file")
+    if not path.endswith(_NIFTI_SUFFIXES):
+        raise DataError(f"{path}: not a NIfTI file (expected a name ending in .nii or .nii.gz)")
+    shape, _ = read_header_shape(path)
+    allowed = (ndim,) if isinstance(ndim, int) else ndim
+    if allowed is not None:
+        squeezed = len(shape) - sum(1 for n in shape[3:] if n == 1)  # trailing singleton axes do not count
+        if squeezed not in allowed:
+            raise DataError(
+                f"{path}: has {len(shape)} dimensions {shape}, expected a {' or '.join(map(str, allowed))}D image"
+            )
+    if full:
+        try:
+            if path.endswith(".gz"):
+                with gzip.open(path, "rb") as f:
+                    while f.read(1 << 24):
+                        pass
+            np.asarray(nib.load(path).dataobj)
+        except Exception as err:
+            raise DataError(f"{path}: cannot read the voxel data, the file is truncated or damaged ({err})") from None
+    return shape

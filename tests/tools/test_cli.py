@@ -1,0 +1,30 @@
+import subprocess
+import sys
+
+from tools import benchmark
+
+
+def test_nmi_benchmark_prints_both_losses_and_small_errors(capsys):
+    benchmark.nmi(sizes=[[12, 10, 8]], num_bins=16)
+    out = capsys.readouterr().out
+    row = [line for line in out.splitlines() if line.startswith("12x10x8")][0].split("|")
+    assert len(row) == 9
+    assert float(row[3]) < 1e-4 and float(row[6]) < 1e-4  # each loss agrees with its numpy reference
+
+
+def test_regzoo_command_lists_subcommands():
+    result = subprocess.run([sys.executable, "-m", "tools.cli", "benchmark", "--help"], capture_output=True, text=True)
+    assert "nmi" in result.stdout + result.stderr
+
+
+def test_make_demo_data_command_refuses_foreign_folder(tmp_path):
+    (tmp_path / "keep.txt").write_text("x")
+    result = subprocess.run([sys.executable, "-m", "tools.cli", "make-demo-data", "--kind", "oasis", "--out",
+                             str(tmp_path), "--subjects", "2", "--size", "16,16,16"], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "not a regzoo demo folder" in result.stderr and "Traceback" not in result.stderr
+    out = tmp_path / "demo"
+    result = subprocess.run([sys.executable, "-m", "tools.cli", "make-demo-data", "--kind", "oasis", "--out",
+                             str(out), "--subjects", "2", "--size", "16,16,16"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert (out / "OASIS_OAS1_0002_MR1" / "aligned_seg35.nii.gz").exists()
