@@ -20,7 +20,7 @@ def make_demo_data(kind: str = "acdc", out: str = "data/demo", subjects: int = 1
         kind: ``acdc`` (4D cardiac, ACDC layout), ``oasis`` (brain, Learn2Reg OASIS layout) or ``multimodal``
             (the brain phantoms with a T2-like rendering and a datalist JSON of T1w/T2w pairs).
         out: output folder; refused when it holds anything but a regzoo demo set.
-        subjects: number of (training) subjects; ACDC adds ``max(1, subjects // 5)`` testing subjects.
+        subjects: number of (training) subjects; ACDC adds ``max(2, subjects // 3)`` testing subjects.
         seed: the same seed writes identical files.
         size: brain volume size, e.g. ``160,192,224`` (default 80,96,112: OASIS's field of view at 2 mm).
         overwrite: replace a demo set made with other parameters.

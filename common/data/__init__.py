@@ -2,10 +2,10 @@
 and the phantoms written in those layouts that serve as the embedded default data."""
 
 from .acdc import ACDC_SCHEMES, acdc_pairs, acdc_sequences, acdc_subject_dirs, acdc_subjects, parse_info_cfg
-from .datalist import load_datalist
+from .datalist import load_datalist, validate_pairs
 from .datasets import RandomPairDataset
 from .files import DataError, check_image_file
-from .oasis import atlas_pairs, consecutive_pairs, learn2reg_pairs, oasis_split, oasis_subjects
+from .oasis import all_pairs, atlas_pairs, consecutive_pairs, learn2reg_pairs, oasis_split, oasis_subjects
 from .phantoms import OASIS_PHANTOM_LABELS, ensure_demo_data, make_demo_data, write_acdc_phantoms, write_oasis_phantoms
 from .splits import split_by_fraction
 from .transforms import (
@@ -36,6 +36,7 @@ __all__ = [
     "acdc_sequences",
     "acdc_subject_dirs",
     "acdc_subjects",
+    "all_pairs",
     "atlas_pairs",
     "augmentation",
     "check_image_file",
@@ -49,6 +50,7 @@ __all__ = [
     "pair_transforms",
     "parse_info_cfg",
     "split_by_fraction",
+    "validate_pairs",
     "write_acdc_phantoms",
     "write_oasis_phantoms",
 ]

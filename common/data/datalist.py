@@ -10,7 +10,7 @@ import os
 from .files import DataError, check_image_file
 from .transforms import IMAGE_KEYS, LABEL_KEYS
 
-__all__ = ["load_datalist"]
+__all__ = ["load_datalist", "validate_pairs"]
 
 
 def load_datalist(path: str, key: str = "training", spatial_dims: int = 3) -> list[dict]:
@@ -44,3 +44,25 @@ def load_datalist(path: str, key: str = "training", spatial_dims: int = 3) -> li
     if not items:
         raise DataError(f"{path}: the '{key}' list is empty")
     return items
+
+
+def validate_pairs(pairs: list[dict], spatial_dims: int = 3) -> list[dict]:
+    """Read every file of ``pairs`` completely before any work starts (inference: nothing half done): each must
+    be a readable NIfTI of ``spatial_dims`` dimensions, and a pair's images must have the same dimensionality."""
+    if not pairs:
+        raise DataError("no pair to register: the pair list is empty")
+    for n, pair in enumerate(pairs):
+        for key in IMAGE_KEYS + LABEL_KEYS:
+            if key in pair:
+                try:
+                    check_image_file(pair[key], full=True)
+                except DataError as err:
+                    raise DataError(f"pair {n} '{key}': {err}") from None
+        dims = {key: len([s for s in check_image_file(pair[key]) if s > 1]) for key in IMAGE_KEYS}
+        if dims["fixed"] != dims["moving"]:
+            raise DataError(f"pair {n}: the moving image {pair['moving']} is {dims['moving']}D but the fixed image "
+                            f"{pair['fixed']} is {dims['fixed']}D")
+        for key in IMAGE_KEYS:
+            if dims[key] != spatial_dims:
+                raise DataError(f"pair {n}: {pair[key]} is {dims[key]}D, this bundle registers {spatial_dims}D images")
+    return pairs

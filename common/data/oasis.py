@@ -11,7 +11,7 @@ import re
 from .files import DataError, check_image_file
 from .splits import PARTS, split_by_fraction
 
-__all__ = ["oasis_subjects", "oasis_split", "consecutive_pairs", "atlas_pairs", "learn2reg_pairs"]
+__all__ = ["oasis_subjects", "oasis_split", "consecutive_pairs", "all_pairs", "atlas_pairs", "learn2reg_pairs"]
 
 _SUBJECT = re.compile(r"^OASIS_OAS1_\d{4}_MR1$")
 
@@ -58,6 +58,13 @@ def consecutive_pairs(subjects: list[dict]) -> list[dict]:
     if len(subjects) < 2:
         raise DataError(f"inter-subject pairs need at least 2 subjects, got {len(subjects)}")
     return [_pair(subjects[i], subjects[i + 1]) for i in range(len(subjects) - 1)]
+
+
+def all_pairs(subjects: list[dict]) -> list[dict]:
+    """Every ordered pair of different subjects (n (n - 1) pairs): held-out evaluation on few subjects."""
+    if len(subjects) < 2:
+        raise DataError(f"inter-subject pairs need at least 2 subjects, got {len(subjects)}")
+    return [_pair(f, m) for f in subjects for m in subjects if f is not m]
 
 
 def atlas_pairs(subjects: list[dict], atlas: dict, atlas_role: str = "moving") -> list[dict]:

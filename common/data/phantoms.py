@@ -33,6 +33,7 @@ from ..spatial.integrate import integrate_svf
 __all__ = ["write_acdc_phantoms", "write_oasis_phantoms", "make_demo_data", "ensure_demo_data", "OASIS_PHANTOM_LABELS"]
 
 _GZ_LEVEL = 1  # fast compression: the phantoms are regenerated, not archived
+PHANTOM_VERSION = 2  # bump when the phantoms change: demo folders of another version are regenerated
 
 
 def _save(array: np.ndarray, affine: np.ndarray, path: str, dtype) -> None:
@@ -191,9 +192,9 @@ def _heart_texture(rng: np.random.Generator):
 
 
 def write_acdc_phantoms(out: str, subjects: int = 10, seed: int = 0, testing: int | None = None) -> list[str]:
-    """Write ``subjects`` cardiac phantoms to ``<out>/training`` and ``testing`` (default ``max(1, subjects // 5)``)
+    """Write ``subjects`` cardiac phantoms to ``<out>/training`` and ``testing`` (default ``max(2, subjects // 3)``)
     more to ``<out>/testing``, numbered on from the training ones as in ACDC. Returns the subject folders."""
-    testing = max(1, subjects // 5) if testing is None else testing
+    testing = max(2, subjects // 3) if testing is None else testing
     folders = []
     groups = ("NOR", "MINF", "DCM", "HCM", "RV")
     for index in range(subjects + testing):
@@ -236,19 +237,20 @@ OASIS_PHANTOM_LABELS = {
     11: "putamen L", 12: "putamen R", 13: "hippocampus L", 14: "hippocampus R", 15: "brainstem",
     16: "cerebellum L", 17: "cerebellum R", 18: "third ventricle",
 }
-# intensities per label (0 = background, 19 = sulcal CSF): T1-like, and a T2-like map that is not a
-# monotone function of it (CSF bright, white matter dark, but deep nuclei keep their T1 order)
+# intensities per label (0 = background, 19 = sulcal CSF): T1-like, and a T2-like map that is not a monotone
+# function of it: CSF bright and grey matter darkest, white matter between (a V-shaped map, like (x - 0.45)^2),
+# so a local linear relation (LNCC) breaks wherever CSF, grey and white matter meet, while NMI still holds
 _T1 = np.array([0.0, 0.45, 0.45, 0.78, 0.78, 0.12, 0.12, 0.62, 0.62, 0.52, 0.52, 0.57, 0.57, 0.47, 0.47,
                 0.68, 0.52, 0.52, 0.14, 0.16], dtype=np.float32)
-_T2 = np.array([0.0, 0.6, 0.6, 0.3, 0.3, 0.95, 0.95, 0.45, 0.45, 0.62, 0.62, 0.4, 0.4, 0.7, 0.7, 0.35, 0.55,
-                0.55, 0.92, 0.9], dtype=np.float32)
+_T2 = np.array([0.0, 0.2, 0.2, 0.62, 0.62, 0.95, 0.95, 0.4, 0.4, 0.27, 0.27, 0.33, 0.33, 0.23, 0.23, 0.5, 0.28,
+                0.28, 0.9, 0.88], dtype=np.float32)
 _ELLIPSOIDS = [  # label, centre (x: left-right, y: posterior-anterior, z: inferior-superior), radii; normalised units
-    (5, (-0.13, 0.05, 0.12), (0.07, 0.3, 0.12)), (6, (0.13, 0.05, 0.12), (0.07, 0.3, 0.12)),
-    (7, (-0.11, -0.08, -0.02), (0.1, 0.13, 0.09)), (8, (0.11, -0.08, -0.02), (0.1, 0.13, 0.09)),
-    (9, (-0.17, 0.22, 0.08), (0.06, 0.12, 0.09)), (10, (0.17, 0.22, 0.08), (0.06, 0.12, 0.09)),
-    (11, (-0.3, 0.08, 0.0), (0.07, 0.16, 0.1)), (12, (0.3, 0.08, 0.0), (0.07, 0.16, 0.1)),
-    (13, (-0.27, -0.1, -0.3), (0.06, 0.2, 0.06)), (14, (0.27, -0.1, -0.3), (0.06, 0.2, 0.06)),
-    (18, (0.0, -0.02, 0.02), (0.02, 0.14, 0.1)),
+    (5, (-0.13, 0.05, 0.12), (0.0875, 0.375, 0.15)), (6, (0.13, 0.05, 0.12), (0.0875, 0.375, 0.15)),
+    (7, (-0.11, -0.08, -0.02), (0.125, 0.163, 0.112)), (8, (0.11, -0.08, -0.02), (0.125, 0.163, 0.112)),
+    (9, (-0.17, 0.22, 0.08), (0.075, 0.15, 0.112)), (10, (0.17, 0.22, 0.08), (0.075, 0.15, 0.112)),
+    (11, (-0.3, 0.08, 0.0), (0.0875, 0.2, 0.125)), (12, (0.3, 0.08, 0.0), (0.0875, 0.2, 0.125)),
+    (13, (-0.27, -0.1, -0.3), (0.075, 0.25, 0.075)), (14, (0.27, -0.1, -0.3), (0.075, 0.25, 0.075)),
+    (18, (0.0, -0.02, 0.02), (0.025, 0.175, 0.125)),
 ]
 
 
@@ -259,9 +261,9 @@ def _brain_labels(q: torch.Tensor) -> torch.Tensor:
     cerebrum = (x / 0.82) ** 2 + (y / 0.92) ** 2 + ((z - 0.08) / 0.72) ** 2
     azimuth, polar = torch.atan2(y, x), torch.acos(((z - 0.08) / 0.72 / cerebrum.sqrt().clamp(min=1e-6)).clamp(-1, 1))
     folds = torch.sin(9 * azimuth) * torch.sin(7 * polar) + 0.5 * torch.sin(5 * azimuth + 3 * polar)
-    shell_inner = 0.7 + 0.1 * folds  # folded grey/white boundary (normalised radius squared units)
+    shell_inner = 0.62 + 0.1 * folds  # folded grey/white boundary (normalised radius squared units)
     inside = cerebrum < 1
-    sulci = inside & (cerebrum > 0.78) & (folds > 0.75)
+    sulci = inside & (cerebrum > 0.72) & (folds > 0.8)
     left = x < 0
     labels[inside & left] = 3
     labels[inside & ~left] = 4
@@ -295,9 +297,9 @@ def _brain_subject(rng: np.random.Generator, size, template: bool = False):
         rot = torch.stack([math.cos(angle) * x - math.sin(angle) * y, math.sin(angle) * x + math.cos(angle) * y,
                            grid[2]])
         q = rot * scale + shift
-        coarse = torch.from_numpy(rng.standard_normal((1, ndim, 5, 5, 5)).astype(np.float32))
+        coarse = torch.from_numpy(rng.standard_normal((1, ndim, 4, 4, 4)).astype(np.float32))
         svf = F.interpolate(coarse, size=tuple(size), mode="trilinear", align_corners=True)
-        svf = svf * (0.06 / svf.abs().amax()) * torch.tensor([(n - 1) / 2 for n in size]).view(1, 3, 1, 1, 1)
+        svf = svf * (0.09 / svf.abs().amax()) * torch.tensor([(n - 1) / 2 for n in size]).view(1, 3, 1, 1, 1)
         ddf = integrate_svf(svf)[0]  # voxels
         q = q + ddf * torch.tensor([2 / (n - 1) for n in size]).view(3, 1, 1, 1)
     labels = _brain_labels(q)
@@ -366,17 +368,20 @@ def ensure_demo_data(out: str, kind: str, subjects: int = 10, seed: int = 0, siz
 
     Bundles call this first, so a fresh clone trains with no data downloaded. Data is never lost: a
     non-empty ``out`` without the marker is refused, and a demo set with other parameters is replaced only
-    with ``overwrite=True``.
+    with ``overwrite=True``; one written by an older phantom generator is regenerated.
     """
     marker = os.path.join(out, ".regzoo-demo.json")
-    wanted = {"kind": kind, "subjects": int(subjects), "seed": int(seed), "size": list(size) if size else None}
+    wanted = {"kind": kind, "subjects": int(subjects), "seed": int(seed), "size": list(size) if size else None,
+              "version": PHANTOM_VERSION}
     if os.path.exists(out) and not os.path.isdir(out):
         raise FileExistsError(f"{out}: is a file, expected a folder for the demo data")
     if os.path.exists(marker):
         with open(marker, encoding="utf-8") as f:
-            if json.load(f) == wanted:
-                return out
-        if not overwrite:
+            found = json.load(f)
+        if found == wanted:
+            return out
+        outdated = {k: v for k, v in found.items() if k != "version"} == {k: v for k, v in wanted.items() if k != "version"}
+        if not (overwrite or outdated):
             raise FileExistsError(f"{out}: holds a demo data set made with other parameters ({marker}); "
                                   "pass overwrite=True (--overwrite) to replace it, or choose another folder")
         shutil.rmtree(out)

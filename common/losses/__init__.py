@@ -1,6 +1,7 @@
 """Registration losses: image similarity (Parzen NMI, LNCC, SSIM), field regularisers and soft Dice."""
 
 from .dice import SoftDiceLoss, one_hot
+from .prior import KLPriorLoss
 from .nmi import ParzenNMILoss, nmi_from_histogram, normalized_mutual_information, parzen_joint_histogram
 from .regularisers import (
     BendingEnergy,
@@ -15,6 +16,7 @@ from .similarity import LNCCLoss, SSIMLoss, ssim_map
 __all__ = [
     "BendingEnergy",
     "GradientRegulariser",
+    "KLPriorLoss",
     "LDDMMRegulariser",
     "LNCCLoss",
     "ParzenNMILoss",

@@ -107,7 +107,8 @@ class BSplineSVF(nn.Module):
         for axis, s in enumerate(self.spacing):
             self.register_buffer(f"kernel{axis}", bspline_kernel(s), persistent=False)
 
-    def forward(self, control_points: torch.Tensor) -> torch.Tensor:
+    def dense(self, control_points: torch.Tensor) -> torch.Tensor:
+        """The dense B-spline field (velocity, or displacement when not diffeomorphic) ``(B, ndim, *image_size)``."""
         ndim = len(self.image_size)
         if control_points.ndim != ndim + 2 or tuple(control_points.shape[1:]) != (ndim, *self.grid_size):
             raise ValueError(
@@ -115,7 +116,10 @@ class BSplineSVF(nn.Module):
                 f"got {tuple(control_points.shape)}"
             )
         kernels = [getattr(self, f"kernel{axis}") for axis in range(ndim)]
-        field = _dense(control_points, kernels, self.spacing, self.image_size)
+        return _dense(control_points, kernels, self.spacing, self.image_size)
+
+    def forward(self, control_points: torch.Tensor) -> torch.Tensor:
+        field = self.dense(control_points)
         if not self.diffeomorphic:
             return field
         check_field(field, "B-spline velocity")

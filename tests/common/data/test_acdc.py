@@ -46,7 +46,7 @@ def test_split_schemes(acdc_demo):
     assert names(acdc_subjects(acdc_demo, "training", "90/10")) == [f"patient{i:03d}" for i in range(1, 10)]
     assert names(acdc_subjects(acdc_demo, "testing", "90/10")) == ["patient010"]
     assert names(acdc_subjects(acdc_demo, "validation", "90/10")) == ["patient010"]
-    assert names(acdc_subjects(acdc_demo, "testing", "acdc")) == ["patient011", "patient012"]
+    assert names(acdc_subjects(acdc_demo, "testing", "acdc")) == ["patient011", "patient012", "patient013"]
     assert acdc_subjects(acdc_demo, "validation", "acdc") == []
     assert names(acdc_subjects(acdc_demo, "validation", "fsdiffreg")) == ["patient009", "patient010"]
     assert len(acdc_subjects(acdc_demo, "training", "fsdiffreg")) == 8

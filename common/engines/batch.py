@@ -1,0 +1,32 @@
+"""Turning a pair batch into network input and loss targets for MONAI's trainers and evaluators."""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["PairBatch"]
+
+_KEYS = ("moving", "fixed", "moving_label", "fixed_label")
+
+
+class PairBatch:
+    """``prepare_batch`` for MONAI engines: ``inputs = cat([moving, fixed])`` ``(B, 2, *spatial)`` and ``targets`` a
+    dict of the pair's tensors (``moving``, ``fixed`` and the labels when present), all on ``device``.
+
+    ``outputs=True`` (training) also passes ``outputs=True`` to the network, which then returns its dict of
+    outputs (``ddf``, ``velocity``, ...) instead of the DDF alone.
+    """
+
+    def __init__(self, outputs: bool = False) -> None:
+        self.outputs = outputs
+
+    def __call__(self, batchdata: dict, device=None, non_blocking: bool = False, **kwargs):
+        missing = [k for k in ("moving", "fixed") if k not in batchdata]
+        if missing:
+            raise ValueError(f"a registration batch needs 'moving' and 'fixed' images, this one lacks {missing}")
+        targets = {k: torch.as_tensor(batchdata[k]).to(device=device, non_blocking=non_blocking)
+                   for k in _KEYS if k in batchdata}
+        inputs = torch.cat([targets["moving"], targets["fixed"]], dim=1)
+        if self.outputs:
+            return inputs, targets, (), {"outputs": True}
+        return inputs, targets

@@ -1,0 +1,197 @@
+"""Ignite handlers for registration evaluators: per-pair outputs on disk, and the metrics table.
+
+Both read ``engine.state.output`` as produced by :class:`~common.engines.postprocessing.WarpOutputs` with
+``decollate=False`` (one dict per batch) and ``engine.state.batch`` for names and geometry.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+
+import nibabel as nib
+import numpy as np
+import torch
+from ignite.engine import Engine, Events
+from monai.data import MetaTensor
+
+from ..metrics.overlap import dice_per_label, grouped_dice, hd95_per_label, labels_present_in_both
+from ..metrics.regularity import folding_ratio, mean_grad_jacobian, njd_percent, sdlogj, std_jacobian
+
+__all__ = ["pair_ids", "RegistrationWriter", "RegistrationMetricsTable"]
+
+
+
+def _stem(path: str) -> str:
+    name = os.path.basename(str(path))
+    for suffix in (".nii.gz", ".nii"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def pair_ids(batch: Mapping, size: int) -> list[str]:
+    """A file-system-safe name per pair: the subject (ACDC), ``fixed__moving`` subjects, or image file stems."""
+    def column(key):
+        value = batch.get(key)
+        if value is None:
+            return None
+        return [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)] * size
+
+    if column("subject"):
+        ids = column("subject")
+    elif column("fixed_subject") and column("moving_subject"):
+        ids = [f"{f}__{m}" for f, m in zip(column("fixed_subject"), column("moving_subject"))]
+    else:
+        names = []
+        for key in ("fixed", "moving"):
+            value = batch[key]
+            files = value.meta.get("filename_or_obj") if isinstance(value, MetaTensor) else None
+            files = files if isinstance(files, (list, tuple)) else [files] * size
+            names.append([_stem(f) if f else f"pair{i}" for i, f in enumerate(files)])
+        ids = [f"{f}__{m}" for f, m in zip(*names)]
+    return [i.replace(os.sep, "_") for i in ids]
+
+
+def _affine(image, index: int) -> np.ndarray:
+    if isinstance(image, MetaTensor):
+        affine = image.affine
+        return np.asarray((affine[index] if affine.ndim == 3 else affine).cpu(), dtype=np.float64)
+    return np.eye(4)
+
+
+class RegistrationWriter:
+    """Write per pair, on the fixed image's grid and affine: ``warped.nii.gz`` (moving image), ``warped_label.nii.gz``
+    (nearest), ``ddf.nii.gz`` (voxel units, channel last ``(*spatial, ndim)``), ``jacobian.nii.gz`` (det J).
+
+    Each pair's folder ``<output_dir>/<pair id>/`` is written to a temporary folder and moved into place when
+    complete. An existing pair folder is never replaced unless ``overwrite=True``.
+    """
+
+    def __init__(self, output_dir: str, overwrite: bool = False,
+                 outputs: Sequence[str] = ("warped", "warped_label", "ddf", "jacobian")) -> None:
+        self.output_dir, self.overwrite, self.outputs = output_dir, overwrite, tuple(outputs)
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        out, batch = engine.state.output, engine.state.batch
+        size = out["pred"].shape[0]
+        for b, name in enumerate(pair_ids(batch, size)):
+            final = os.path.join(self.output_dir, name)
+            if os.path.exists(final) and not self.overwrite:
+                raise FileExistsError(f"{final}: exists; refusing to overwrite it (set overwrite=true to replace)")
+            tmp = final + ".partial"
+            shutil.rmtree(tmp, ignore_errors=True)
+            os.makedirs(tmp)
+            affine = _affine(batch["fixed"], b)
+            volumes = {
+                "warped": out["warped"][b, 0],
+                "warped_label": out["warped_label"][b, 0].round().to(torch.int16) if "warped_label" in out else None,
+                "ddf": out["pred"][b].movedim(0, -1),
+                "jacobian": out["jacobian"][b, 0],
+            }
+            for key in self.outputs:
+                if volumes.get(key) is not None:
+                    array = volumes[key].detach().cpu().numpy()
+                    array = array.astype(np.int16 if key == "warped_label" else np.float32)
+                    nib.save(nib.Nifti1Image(array, affine), os.path.join(tmp, f"{key}.nii.gz"))
+            if os.path.exists(final):
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+
+
+def _spacing(image, index: int) -> list[float] | None:
+    """Voxel spacing (mm) of the batch's fixed image: the norms of its affine's columns."""
+    if isinstance(image, MetaTensor):
+        return [float(s) for s in np.linalg.norm(_affine(image, index)[:3, :3], axis=0)[: image.ndim - 2]]
+    return None
+
+
+class RegistrationMetricsTable:
+    """Per-pair metrics, written to ``<output_dir>/metrics.csv`` and summarised (mean, std) in ``summary.json`` and
+    ``summary.md`` when the evaluation completes; the summary is also logged and printed.
+
+    Columns: Dice per label (``labels``, or the labels present in both maps when ``None``) and their mean,
+    grouped Dice (``groups``, e.g. ACDC's), the identity transform's mean Dice (``dice_initial``), mean HD95
+    in mm (fixed image spacing), NJD%, folding ratio, std det J, SDlogJ (plain and Learn2Reg 2021),
+    mean |grad det J|, and network seconds per pair.
+    """
+
+    def __init__(self, output_dir: str, labels: Sequence[int] | None = None,
+                 groups: Mapping[str, Sequence[int]] | None = None, hd95: bool = True, title: str = "") -> None:
+        self.output_dir, self.labels, self.groups, self.hd95, self.title = output_dir, labels, groups, hd95, title
+        self.rows: list[dict] = []
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, lambda _: self.rows.clear())
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self.collect)
+        engine.add_event_handler(Events.COMPLETED, self.write)
+
+    def collect(self, engine: Engine) -> None:
+        out, batch = engine.state.output, engine.state.batch
+        size = out["pred"].shape[0]
+        det = out["jacobian"]
+        for b, name in enumerate(pair_ids(batch, size)):
+            row: dict = {"pair": name}
+            d = det[b : b + 1]
+            if "warped_label" in out:
+                warped, fixed = out["warped_label"][b : b + 1], out["target_label"][b : b + 1]
+                moving = out["label"]["moving_label"][b : b + 1]
+                labels = list(self.labels) if self.labels is not None else labels_present_in_both(warped, fixed)
+                dice = dice_per_label(warped, fixed, labels)[0]
+                for value, score in zip(labels, dice.tolist()):
+                    row[f"dice_{value}"] = score
+                row["dice_mean"] = float(torch.nanmean(dice)) if labels else math.nan
+                if self.groups:
+                    for group, score in grouped_dice(warped, fixed, self.groups).items():
+                        row[f"dice_{group}"] = float(score[0])
+                row["dice_initial"] = float(torch.nanmean(dice_per_label(moving, fixed, labels)[0])) if labels else math.nan
+                if self.hd95 and labels:
+                    hd = hd95_per_label(warped.cpu(), fixed.cpu(), labels, _spacing(batch["fixed"], b))
+                    row["hd95_mm"] = float(torch.nanmean(hd))
+            row.update({
+                "njd_percent": float(njd_percent(d)[0]),
+                "folding_ratio": float(folding_ratio(d)[0]),
+                "std_jacobian": float(std_jacobian(d)[0]),
+                "sdlogj": float(sdlogj(d)[0]),
+                "sdlogj_l2r2021": float(sdlogj(d, "l2r2021")[0]) if min(d.shape[2:]) > 4 else math.nan,
+                "mean_grad_jacobian": float(mean_grad_jacobian(d)[0]),
+                "seconds": float(out["seconds"]),
+            })
+            self.rows.append(row)
+
+    def summary(self) -> dict[str, tuple[float, float]]:
+        columns = [k for k in dict.fromkeys(k for row in self.rows for k in row) if k != "pair"]
+        result = {}
+        for column in columns:
+            values = np.array([row.get(column, math.nan) for row in self.rows], dtype=np.float64)
+            values = values[~np.isnan(values)]
+            result[column] = (float(values.mean()), float(values.std())) if values.size else (math.nan, math.nan)
+        return result
+
+    def markdown(self) -> str:
+        lines = [f"{self.title or 'Registration metrics'} ({len(self.rows)} pairs, mean ± std)", "",
+                 "| metric | value |", "|---|---|"]
+        for column, (mean, std) in self.summary().items():
+            lines.append(f"| {column} | {mean:.4g} ± {std:.2g} |")
+        return "\n".join(lines)
+
+    def write(self, engine: Engine | None = None) -> None:
+        os.makedirs(self.output_dir, exist_ok=True)
+        columns = list(dict.fromkeys(k for row in self.rows for k in row))
+        with open(os.path.join(self.output_dir, "metrics.csv"), "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=columns, restval="")
+            writer.writeheader()
+            writer.writerows(self.rows)
+        with open(os.path.join(self.output_dir, "summary.json"), "w", encoding="utf-8") as f:
+            json.dump({k: {"mean": m, "std": s} for k, (m, s) in self.summary().items()}, f, indent=1)
+        table = self.markdown()
+        with open(os.path.join(self.output_dir, "summary.md"), "w", encoding="utf-8") as f:
+            f.write(table + "\n")
+        print(table, flush=True)
