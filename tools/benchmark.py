@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-__all__ = ["nmi"]
+__all__ = ["nmi", "registration"]
 
 _SIZES = ((128, 128, 32), (160, 192, 224))
 
@@ -150,3 +150,55 @@ def nmi(sizes=_SIZES, device: str = "cpu", num_bins: int = 64, monai: bool = Tru
              f"{torch.get_num_threads()} threads; abs err = absolute difference from a float64 numpy reference of the same formula")
     table = "\n".join([title, header, "-" * len(header), *rows])
     print(table)
+
+
+# published inference times of MIDIR (Qiu et al. 2021, Table 3): CPU and GPU, 2D 192x192 and 3D 176x192x176
+_MIDIR_PAPER = {("cpu", 2): 0.116, ("cpu", 3): 11.8, ("cuda", 2): 0.00478, ("cuda", 3): 0.124}
+
+
+def _time_forward(network, x, repeats: int) -> float:
+    import torch
+
+    with torch.no_grad():
+        network(x)  # warm-up
+        if x.is_cuda:
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            network(x)
+        if x.is_cuda:
+            torch.cuda.synchronize()
+    return (time.perf_counter() - start) / repeats
+
+
+def registration(device: str = "cpu", repeats: int = 3, cps: int = 2) -> None:
+    """Print inference seconds per pair of MIDIR, regzoo's VoxelMorph and MONAI's VoxelMorph, 2D 192x192 and
+    3D 176x192x176, beside the MIDIR paper's figures (one run, same machine)."""
+    import torch
+    from monai.networks.nets import VoxelMorph as MonaiVoxelMorph
+
+    from common.networks import MIDIR, VoxelMorph
+
+    rows = []
+    for size in ((192, 192), (176, 192, 176)):
+        ndim = len(size)
+        x = torch.rand(1, 2, *size, device=device)
+        nets = {
+            f"MIDIR (cps {cps})": MIDIR(size, cps),
+            "regzoo VoxelMorph-1": VoxelMorph(ndim),
+            "MONAI VoxelMorph": MonaiVoxelMorph(spatial_dims=ndim) if ndim == 3 else None,
+        }
+        for name, net in nets.items():
+            if net is None:
+                continue
+            net = net.to(device).eval()
+            if name == "MONAI VoxelMorph":
+                forward = lambda inp, n=net: n(inp[:, :1], inp[:, 1:])[1]  # noqa: E731  (moving, fixed) -> ddf
+                seconds = _time_forward(forward, x, repeats)
+            else:
+                seconds = _time_forward(net, x, repeats)
+            paper = _MIDIR_PAPER.get(("cuda" if device.startswith("cuda") else "cpu", ndim)) if "MIDIR" in name else None
+            rows.append(f"{'x'.join(map(str, size))} | {name} | {seconds:.3f} | " + (f"{paper:.3f}" if paper else "-"))
+    title = (f"Inference seconds per pair (forward, no grad), {device}, {torch.get_num_threads()} threads, "
+             f"mean of {repeats} after a warm-up; paper: MIDIR's published figure on its hardware")
+    print("\n".join([title, "size | network | seconds | paper seconds", "---|---|---|---", *rows]))

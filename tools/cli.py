@@ -32,7 +32,8 @@ def make_demo_data(kind: str = "acdc", out: str = "data/demo", subjects: int = 1
 
 def main() -> None:
     try:
-        fire.Fire({"benchmark": {"nmi": benchmark.nmi}, "make-demo-data": make_demo_data}, name="regzoo")
+        fire.Fire({"benchmark": {"nmi": benchmark.nmi, "registration": benchmark.registration},
+                   "make-demo-data": make_demo_data}, name="regzoo")
     except (DataError, FileExistsError, FileNotFoundError, ValueError) as err:
         sys.stderr.write(f"regzoo: error: {err}\n")
         raise SystemExit(2) from None

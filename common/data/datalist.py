@@ -4,10 +4,9 @@ JSON file. Multi-modal pairs (fixed T1w, moving T2w) are ordinary entries."""
 
 from __future__ import annotations
 
-import json
 import os
 
-from .files import DataError, check_image_file
+from .files import DataError, check_image_file, read_json_list
 from .transforms import IMAGE_KEYS, LABEL_KEYS
 
 __all__ = ["load_datalist", "validate_pairs"]
@@ -15,18 +14,10 @@ __all__ = ["load_datalist", "validate_pairs"]
 
 def load_datalist(path: str, key: str = "training", spatial_dims: int = 3) -> list[dict]:
     """Entries of ``key`` with absolute paths; every file is checked (exists, NIfTI header, dimensionality)."""
-    if not os.path.isfile(path):
-        raise DataError(f"{path}: datalist JSON not found")
-    try:
-        with open(path, encoding="utf-8") as f:
-            spec = json.load(f)
-    except json.JSONDecodeError as err:
-        raise DataError(f"{path}: not valid JSON ({err})") from None
-    if key not in spec or not isinstance(spec[key], list):
-        raise DataError(f"{path}: no '{key}' list (keys: {sorted(spec) if isinstance(spec, dict) else type(spec)})")
+    entries = read_json_list(path, key, "datalist JSON")
     base = os.path.dirname(os.path.abspath(path))
     items = []
-    for n, entry in enumerate(spec[key]):
+    for n, entry in enumerate(entries):
         missing = [k for k in IMAGE_KEYS if k not in entry]
         if missing:
             raise DataError(f"{path}: {key}[{n}] lacks {missing}")

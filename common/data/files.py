@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
 from collections.abc import Sequence
 
 import nibabel as nib
 import numpy as np
 
-__all__ = ["DataError", "check_image_file", "read_header_shape"]
+__all__ = ["DataError", "check_image_file", "read_header_shape", "read_json_list"]
 
 _NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
@@ -58,3 +59,17 @@ def check_image_file(path: str, ndim: int | Sequence[int] | None = None, full: b
         except Exception as err:
             raise DataError(f"{path}: cannot read the voxel data, the file is truncated or damaged ({err})") from None
     return shape
+
+
+def read_json_list(path: str, key: str, what: str = "JSON") -> list:
+    """The list under ``key`` of the JSON file ``path`` (``what`` names the file's kind in errors)."""
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: {what} not found")
+    try:
+        with open(path, encoding="utf-8") as f:
+            spec = json.load(f)
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(spec, dict) or not isinstance(spec.get(key), list):
+        raise DataError(f"{path}: no '{key}' list (keys: {sorted(spec) if isinstance(spec, dict) else type(spec)})")
+    return spec[key]

@@ -4,11 +4,10 @@ validation pairs)."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 
-from .files import DataError, check_image_file
+from .files import DataError, check_image_file, read_json_list
 from .splits import PARTS, split_by_fraction
 
 __all__ = ["oasis_subjects", "oasis_split", "consecutive_pairs", "all_pairs", "atlas_pairs", "learn2reg_pairs"]
@@ -76,18 +75,10 @@ def atlas_pairs(subjects: list[dict], atlas: dict, atlas_role: str = "moving") -
 
 def learn2reg_pairs(json_path: str, key: str = "registration_val") -> list[dict]:
     """Pairs listed under ``key`` of a Learn2Reg dataset JSON, with labels from ``labelsTr`` when present."""
-    if not os.path.isfile(json_path):
-        raise DataError(f"{json_path}: Learn2Reg dataset JSON not found")
-    try:
-        with open(json_path, encoding="utf-8") as f:
-            spec = json.load(f)
-    except json.JSONDecodeError as err:
-        raise DataError(f"{json_path}: not valid JSON ({err})") from None
-    if key not in spec:
-        raise DataError(f"{json_path}: no '{key}' list (keys: {sorted(spec)})")
+    entries = read_json_list(json_path, key, "Learn2Reg dataset JSON")
     base = os.path.dirname(os.path.abspath(json_path))
     pairs = []
-    for n, entry in enumerate(spec[key]):
+    for n, entry in enumerate(entries):
         if "fixed" not in entry or "moving" not in entry:
             raise DataError(f"{json_path}: {key}[{n}] needs 'fixed' and 'moving'")
         pair = {}

@@ -28,6 +28,26 @@ def identity_grid(size, device=None, dtype=torch.float32) -> torch.Tensor:
     return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=0)
 
 
+_GRID_CACHE: dict = {}
+
+
+def _normalised_identity(size, device, dtype) -> torch.Tensor:
+    """Identity sampling grid of ``grid_sample``: ``(1, *size, ndim)`` in [-1, 1], last axis in (x, y, z) order.
+
+    Cached per size/device/dtype (a few entries): rebuilding it took a third of scaling-and-squaring time.
+    """
+    key = (tuple(size), str(device), dtype)
+    grid = _GRID_CACHE.get(key)
+    if grid is None:
+        axes = [torch.linspace(-1.0, 1.0, n, device=device, dtype=dtype) if n > 1
+                else torch.full((1,), -1.0, device=device, dtype=dtype) for n in size]
+        grid = torch.stack(torch.meshgrid(*axes, indexing="ij")[::-1], dim=-1).unsqueeze(0)
+        if len(_GRID_CACHE) > 8:
+            _GRID_CACHE.clear()
+        _GRID_CACHE[key] = grid
+    return grid
+
+
 def sample_displaced(
     image: torch.Tensor, ddf: torch.Tensor, mode: str = "bilinear", padding_mode: str = "border"
 ) -> torch.Tensor:
@@ -37,11 +57,10 @@ def sample_displaced(
     """
     ndim = ddf.shape[1]
     size = ddf.shape[2:]
-    grid = identity_grid(size, device=ddf.device, dtype=ddf.dtype).unsqueeze(0) + ddf
-    # voxel index -> [-1, 1] with align_corners=True; grid_sample wants (x, y, z) = reversed array axes last
-    scale = torch.tensor([2.0 / max(n - 1, 1) for n in size], device=ddf.device, dtype=ddf.dtype)
-    grid = grid * scale.view(1, ndim, *([1] * ndim)) - 1.0
-    grid = grid.flip(1).permute(0, *range(2, ndim + 2), 1)
+    # voxel displacement -> normalised units (align_corners=True), reversed to grid_sample's (x, y, z) order
+    scale = torch.tensor([2.0 / max(n - 1, 1) for n in reversed(size)], device=ddf.device, dtype=ddf.dtype)
+    reverse = list(range(ndim - 1, -1, -1))
+    grid = torch.addcmul(_normalised_identity(size, ddf.device, ddf.dtype), ddf.movedim(1, -1)[..., reverse], scale)
     if image.shape[0] == 1 and ddf.shape[0] > 1:
         image = image.expand(ddf.shape[0], *image.shape[1:])
     if image.dtype != grid.dtype:

@@ -1,0 +1,35 @@
+"""End-to-end: the midir bundle trains on the demo brains, evaluates, exports its network."""
+
+import os
+
+import pytest
+import torch
+
+from .helpers import copy_bundle, monai_bundle, summary
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trained(brain_demo, tmp_path_factory):
+    root = copy_bundle("midir", tmp_path_factory.mktemp("midir"))
+    monai_bundle("run", ["train.json", "quick.json"], root, dataset_dir=brain_demo)
+    return root
+
+
+def test_quick_training_beats_identity_without_folding(trained, brain_demo):
+    monai_bundle("run", ["train.json", "quick.json", "evaluate.json"], trained, dataset_dir=brain_demo)
+    figures = summary(os.path.join(trained, "eval"))
+    # measured 2026-11-23: +0.08 to +0.10 over identity after the quick budget (issue 4 asks +0.10: open)
+    assert figures["dice_mean"] >= figures["dice_initial"] + 0.05
+    assert figures["folding_ratio"] < 0.005
+
+
+def test_network_contract_and_torchscript_export(trained, tmp_path):
+    monai_bundle("verify_net_in_out", ["inference.json"], trained, "network_def", device="cpu")
+    ts = str(tmp_path / "model.ts")
+    monai_bundle("ckpt_export", ["inference.json"], trained, "network_def", filepath=ts,
+                 ckpt_file=os.path.join(trained, "models", "model.pt"), use_trace="True",
+                 input_shape=[1, 2, 48, 48, 64], image_size=[48, 48, 64])
+    x = torch.rand(1, 2, 48, 48, 64)
+    assert torch.jit.load(ts)(x).shape == (1, 3, 48, 48, 64)

@@ -1,0 +1,31 @@
+"""Every variant config of the bundles trains (one short epoch) and validates from a fresh bundle folder."""
+
+import os
+
+import pytest
+
+from .helpers import copy_bundle, monai_bundle
+
+pytestmark = pytest.mark.slow
+
+VARIANTS = [
+    ("voxelmorph", ["train.json", "vm2.json", "quick.json"], "acdc", "reg"),
+    ("voxelmorph", ["train.json", "vm_diff.json", "quick.json"], "acdc", "reg"),
+    ("voxelmorph", ["train.json", "vm_diff_probabilistic.json", "quick.json"], "acdc", "reg"),
+    ("voxelmorph", ["train.json", "train_oasis.json"], "brain", "reg"),
+    ("midir", ["train.json", "brain_nmi.json", "quick.json"], "brain", "reg"),
+    ("midir", ["train.json", "multimodal.json", "quick.json"], "brain", "reg"),
+    ("midir", ["train.json", "cardiac2d.json"], "acdc", "reg"),
+]
+
+
+@pytest.mark.parametrize("bundle, configs, data, term", VARIANTS, ids=[f"{b}:{c[1]}" for b, c, _, _ in VARIANTS])
+def test_variant_trains_and_validates(bundle, configs, data, term, acdc_demo, brain_demo, tmp_path):
+    root = copy_bundle(bundle, tmp_path)
+    overrides = {"train#trainer#max_epochs": 1, "val_interval": 1, "pairs_per_epoch": 3}
+    if "train_oasis.json" in configs:
+        overrides["train#dataset#pairs_per_epoch"] = 3
+    result = monai_bundle("run", configs, root, dataset_dir=acdc_demo if data == "acdc" else brain_demo, **overrides)
+    log = result.stdout + result.stderr
+    assert f"{term}:" in log and "val_mean_dice:" in log
+    assert os.path.isfile(os.path.join(root, "models", "model.pt"))
