@@ -20,5 +20,6 @@ def oasis_demo(tmp_path_factory):
 @pytest.fixture(scope="session")
 def brain_demo(tmp_path_factory):
     """The brain demo set of the midir bundle's quick config (16 subjects with T2-like renderings, 80 x 96 x 112)."""
-    return ensure_demo_data(str(tmp_path_factory.mktemp("demo") / "brain"), "multimodal", subjects=16, seed=0,
-                            size=(80, 96, 112))
+    return ensure_demo_data(
+        str(tmp_path_factory.mktemp("demo") / "brain"), "multimodal", subjects=16, seed=0, size=(80, 96, 112)
+    )

@@ -1,8 +1,11 @@
 """Benchmarks printed side by side with their reference, measured in one run (not timed unit tests).
 
 ``regzoo benchmark nmi``: forward+backward time and peak memory of ``common.losses.ParzenNMILoss`` and
-MONAI's ``GlobalMutualInformationLoss`` (64 bins), each run in a fresh process whose peak-RSS
-mark is reset just before the call (GPU: peak allocated memory), with each loss's value checked against a float64 numpy computation of the same formula.
+MONAI's ``GlobalMutualInformationLoss`` (64 bins), each run in a fresh process whose peak-RSS mark is reset
+just before the call (GPU: peak allocated memory), with each loss's value checked against a float64 numpy
+computation of the same formula.
+
+``regzoo benchmark registration``: inference time of MIDIR and VoxelMorph against MONAI's VoxelMorph.
 """
 
 from __future__ import annotations
@@ -138,16 +141,23 @@ def nmi(sizes=_SIZES, device: str = "cpu", num_bins: int = 64, monai: bool = Tru
         ]
         if monai:
             t_m, m_m, v_m = results["monai"]
-            line += [f"{t_m:8.2f}", f"{m_m:9.0f}", f"{abs(v_m - ref_mi):.1e}", f"{t_m / t_ours:6.1f}x",
-                     f"{m_m / max(m_ours, 1.0):6.1f}x"]
+            line += [
+                f"{t_m:8.2f}",
+                f"{m_m:9.0f}",
+                f"{abs(v_m - ref_mi):.1e}",
+                f"{t_m / t_ours:6.1f}x",
+                f"{m_m / max(m_ours, 1.0):6.1f}x",
+            ]
         rows.append(" | ".join(line))
     header = "size | ours s | ours MiB | ours abs err"
     if monai:
         header += " | MONAI s | MONAI MiB | MONAI abs err | speed-up | memory ratio"
     import torch
 
-    title = (f"ParzenNMILoss vs MONAI GlobalMutualInformationLoss, {num_bins} bins, forward+backward, {device}, "
-             f"{torch.get_num_threads()} threads; abs err = absolute difference from a float64 numpy reference of the same formula")
+    title = (
+        f"ParzenNMILoss vs MONAI GlobalMutualInformationLoss, {num_bins} bins, forward+backward, {device}, "
+        f"{torch.get_num_threads()} threads; abs err = absolute difference from a float64 numpy reference of the same formula"
+    )
     table = "\n".join([title, header, "-" * len(header), *rows])
     print(table)
 
@@ -197,8 +207,12 @@ def registration(device: str = "cpu", repeats: int = 3, cps: int = 2) -> None:
                 seconds = _time_forward(forward, x, repeats)
             else:
                 seconds = _time_forward(net, x, repeats)
-            paper = _MIDIR_PAPER.get(("cuda" if device.startswith("cuda") else "cpu", ndim)) if "MIDIR" in name else None
+            paper = (
+                _MIDIR_PAPER.get(("cuda" if device.startswith("cuda") else "cpu", ndim)) if "MIDIR" in name else None
+            )
             rows.append(f"{'x'.join(map(str, size))} | {name} | {seconds:.3f} | " + (f"{paper:.3f}" if paper else "-"))
-    title = (f"Inference seconds per pair (forward, no grad), {device}, {torch.get_num_threads()} threads, "
-             f"mean of {repeats} after a warm-up; paper: MIDIR's published figure on its hardware")
+    title = (
+        f"Inference seconds per pair (forward, no grad), {device}, {torch.get_num_threads()} threads, "
+        f"mean of {repeats} after a warm-up; paper: MIDIR's published figure on its hardware"
+    )
     print("\n".join([title, "size | network | seconds | paper seconds", "---|---|---|---", *rows]))

@@ -12,8 +12,9 @@ from common.data.phantoms import ensure_demo_data
 from . import benchmark
 
 
-def make_demo_data(kind: str = "acdc", out: str = "data/demo", subjects: int = 10, seed: int = 0, size=None,
-                   overwrite: bool = False) -> None:
+def make_demo_data(
+    kind: str = "acdc", out: str = "data/demo", subjects: int = 10, seed: int = 0, size=None, overwrite: bool = False
+) -> None:
     """Write deterministic phantoms in a real data set's layout.
 
     Args:
@@ -32,8 +33,13 @@ def make_demo_data(kind: str = "acdc", out: str = "data/demo", subjects: int = 1
 
 def main() -> None:
     try:
-        fire.Fire({"benchmark": {"nmi": benchmark.nmi, "registration": benchmark.registration},
-                   "make-demo-data": make_demo_data}, name="regzoo")
+        fire.Fire(
+            {
+                "benchmark": {"nmi": benchmark.nmi, "registration": benchmark.registration},
+                "make-demo-data": make_demo_data,
+            },
+            name="regzoo",
+        )
     except (DataError, FileExistsError, FileNotFoundError, ValueError) as err:
         sys.stderr.write(f"regzoo: error: {err}\n")
         raise SystemExit(2) from None

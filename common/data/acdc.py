@@ -93,8 +93,9 @@ def acdc_subjects(root: str, part: str = "training", scheme: str = "90/10") -> l
     raise ValueError(f"scheme must be one of {ACDC_SCHEMES}, got {scheme!r}")
 
 
-def acdc_pairs(root: str, part: str = "training", scheme: str = "90/10", moving: str = "ED",
-               labels: bool = True) -> list[dict]:
+def acdc_pairs(
+    root: str, part: str = "training", scheme: str = "90/10", moving: str = "ED", labels: bool = True
+) -> list[dict]:
     """ED/ES pairs of one subject each: ``{"moving", "fixed", "moving_label", "fixed_label", "subject", ...}``.
 
     ``moving="ED"``: moving = end-diastole, fixed = end-systole (DiffuseMorph, DDM); ``"ES"`` the reverse
@@ -106,8 +107,12 @@ def acdc_pairs(root: str, part: str = "training", scheme: str = "90/10", moving:
     pairs = []
     for subject_dir in acdc_subjects(root, part, scheme):
         info = parse_info_cfg(os.path.join(subject_dir, "Info.cfg"))
-        item = {"subject": os.path.basename(subject_dir), "group": info["Group"],
-                "moving_frame": info[moving], "fixed_frame": info[fixed]}
+        item = {
+            "subject": os.path.basename(subject_dir),
+            "group": info["Group"],
+            "moving_frame": info[moving],
+            "fixed_frame": info[fixed],
+        }
         roles = {"moving": info[moving], "fixed": info[fixed]}
         for role, frame in roles.items():
             keys = [(role, False)] + ([(f"{role}_label", True)] if labels else [])
@@ -115,8 +120,10 @@ def acdc_pairs(root: str, part: str = "training", scheme: str = "90/10", moving:
                 path = _frame_file(subject_dir, frame, is_label)
                 if not os.path.exists(path):
                     what = "label" if is_label else "image"
-                    raise DataError(f"{path}: missing {moving if role == 'moving' else fixed} {what} file "
-                                    f"(frame {frame} of {item['subject']})")
+                    raise DataError(
+                        f"{path}: missing {moving if role == 'moving' else fixed} {what} file "
+                        f"(frame {frame} of {item['subject']})"
+                    )
                 check_image_file(path, ndim=3)
                 item[key] = path
         pairs.append(item)

@@ -51,8 +51,10 @@ def validate_pairs(pairs: list[dict], spatial_dims: int = 3) -> list[dict]:
                     raise DataError(f"pair {n} '{key}': {err}") from None
         dims = {key: len([s for s in check_image_file(pair[key]) if s > 1]) for key in IMAGE_KEYS}
         if dims["fixed"] != dims["moving"]:
-            raise DataError(f"pair {n}: the moving image {pair['moving']} is {dims['moving']}D but the fixed image "
-                            f"{pair['fixed']} is {dims['fixed']}D")
+            raise DataError(
+                f"pair {n}: the moving image {pair['moving']} is {dims['moving']}D but the fixed image "
+                f"{pair['fixed']} is {dims['fixed']}D"
+            )
         for key in IMAGE_KEYS:
             if dims[key] != spatial_dims:
                 raise DataError(f"pair {n}: {pair[key]} is {dims[key]}D, this bundle registers {spatial_dims}D images")

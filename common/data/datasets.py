@@ -19,13 +19,23 @@ class RandomPairDataset(Randomizable, Dataset):
     length (default: one pair per subject). Call ``set_random_state(seed)`` for reproducible draws.
     """
 
-    def __init__(self, subjects: Sequence[dict], subject_transform: Callable, pair_transform: Callable | None = None,
-                 pairs_per_epoch: int | None = None, cache: bool = True, seed: int = 0) -> None:
+    def __init__(
+        self,
+        subjects: Sequence[dict],
+        subject_transform: Callable,
+        pair_transform: Callable | None = None,
+        pairs_per_epoch: int | None = None,
+        cache: bool = True,
+        seed: int = 0,
+    ) -> None:
         if len(subjects) < 2:
             raise ValueError(f"random inter-subject pairs need at least 2 subjects, got {len(subjects)}")
         self.subjects = list(subjects)
-        self.loaded = (CacheDataset(self.subjects, subject_transform, progress=False) if cache
-                       else Dataset(self.subjects, subject_transform))
+        self.loaded = (
+            CacheDataset(self.subjects, subject_transform, progress=False)
+            if cache
+            else Dataset(self.subjects, subject_transform)
+        )
         self.pair_transform = pair_transform
         self.length = int(pairs_per_epoch or len(self.subjects))
         Dataset.__init__(self, data=list(range(self.length)))
@@ -42,9 +52,12 @@ class RandomPairDataset(Randomizable, Dataset):
         self.randomize()
         moving_index = self._other + (self._other >= fixed_index)  # any subject but the fixed one
         fixed, moving = self.loaded[fixed_index], self.loaded[moving_index]
-        pair = {"fixed": fixed["image"], "moving": moving["image"],
-                "fixed_subject": self.subjects[fixed_index].get("subject", str(fixed_index)),
-                "moving_subject": self.subjects[moving_index].get("subject", str(moving_index))}
+        pair = {
+            "fixed": fixed["image"],
+            "moving": moving["image"],
+            "fixed_subject": self.subjects[fixed_index].get("subject", str(fixed_index)),
+            "moving_subject": self.subjects[moving_index].get("subject", str(moving_index)),
+        }
         if "label" in fixed and "label" in moving:
             pair["fixed_label"], pair["moving_label"] = fixed["label"], moving["label"]
         return apply_transform(self.pair_transform, pair) if self.pair_transform is not None else pair

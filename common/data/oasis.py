@@ -15,8 +15,9 @@ __all__ = ["oasis_subjects", "oasis_split", "consecutive_pairs", "all_pairs", "a
 _SUBJECT = re.compile(r"^OASIS_OAS1_\d{4}_MR1$")
 
 
-def oasis_subjects(root: str, image: str = "aligned_norm.nii.gz", label: str | None = "aligned_seg35.nii.gz"
-                   ) -> list[dict]:
+def oasis_subjects(
+    root: str, image: str = "aligned_norm.nii.gz", label: str | None = "aligned_seg35.nii.gz"
+) -> list[dict]:
     """Sorted subjects ``{"subject", "image", "label"}`` of a Learn2Reg OASIS folder (headers checked)."""
     if not os.path.isdir(root):
         raise DataError(f"{root}: OASIS folder not found")
@@ -30,14 +31,17 @@ def oasis_subjects(root: str, image: str = "aligned_norm.nii.gz", label: str | N
         if label is not None:
             item["label"] = os.path.join(root, name, label)
             if check_image_file(item["label"], ndim=3) != shape:
-                raise DataError(f"{item['label']}: shape {check_image_file(item['label'])} differs from its image "
-                                f"{item['image']} {shape}")
+                raise DataError(
+                    f"{item['label']}: shape {check_image_file(item['label'])} differs from its image "
+                    f"{item['image']} {shape}"
+                )
         subjects.append(item)
     return subjects
 
 
-def oasis_split(root: str, part: str = "training", validation: float = 0.1, testing: float = 0.1, **kwargs
-                ) -> list[dict]:
+def oasis_split(
+    root: str, part: str = "training", validation: float = 0.1, testing: float = 0.1, **kwargs
+) -> list[dict]:
     """One part of a deterministic split of :func:`oasis_subjects` (last subjects for validation/testing)."""
     if part not in PARTS:
         raise ValueError(f"part must be one of {PARTS}, got {part!r}")
@@ -45,8 +49,12 @@ def oasis_split(root: str, part: str = "training", validation: float = 0.1, test
 
 
 def _pair(fixed: dict, moving: dict) -> dict:
-    pair = {"fixed": fixed["image"], "moving": moving["image"],
-            "fixed_subject": fixed.get("subject", ""), "moving_subject": moving.get("subject", "")}
+    pair = {
+        "fixed": fixed["image"],
+        "moving": moving["image"],
+        "fixed_subject": fixed.get("subject", ""),
+        "moving_subject": moving.get("subject", ""),
+    }
     if "label" in fixed and "label" in moving:
         pair["fixed_label"], pair["moving_label"] = fixed["label"], moving["label"]
     return pair

@@ -138,7 +138,7 @@ def _render_cardiac_frame(p: dict, s: float, textures: dict, sub_slices: int = 3
     # material coordinates of the texture: area-preserving radial motion in the wall, uniform scaling in the
     # cavity, and a twist growing from base to apex that fades outside the heart
     r_mat = torch.where(r < r_endo, r * r_endo_ed / r_endo, torch.sqrt((r**2 + r_endo_ed**2 - r_endo**2).clamp(min=0)))
-    a_mat = alpha - p["twist"] * s * (zc - 0.5) * torch.exp(-((r - r_epi).clamp(min=0) / 15.0) ** 2)
+    a_mat = alpha - p["twist"] * s * (zc - 0.5) * torch.exp(-(((r - r_epi).clamp(min=0) / 15.0) ** 2))
     tex_heart = textures["heart"](r_mat * torch.cos(a_mat), r_mat * torch.sin(a_mat), zc)
 
     # RV: an ellipse beside the LV, contracting towards it; the septum is the LV wall
@@ -223,8 +223,10 @@ def write_acdc_phantoms(out: str, subjects: int = 10, seed: int = 0, testing: in
         _save(np.stack(frame_labels, -1), affine, os.path.join(folder, f"{name}_4d_gt.nii.gz"), np.uint8)
         height, weight = rng.uniform(150, 195), rng.uniform(50, 110)
         with open(os.path.join(folder, "Info.cfg"), "w", encoding="utf-8") as f:
-            f.write(f"ED: 1\nES: {p['es']}\nGroup: {groups[index % len(groups)]}\nHeight: {height:.1f}\n"
-                    f"NbFrame: {p['nb_frames']}\nWeight: {weight:.1f}\n")
+            f.write(
+                f"ED: 1\nES: {p['es']}\nGroup: {groups[index % len(groups)]}\nHeight: {height:.1f}\n"
+                f"NbFrame: {p['nb_frames']}\nWeight: {weight:.1f}\n"
+            )
         folders.append(folder)
     return folders
 
@@ -232,24 +234,68 @@ def write_acdc_phantoms(out: str, subjects: int = 10, seed: int = 0, testing: in
 # ----------------------------------------------------------------------------------------------- brain
 
 OASIS_PHANTOM_LABELS = {
-    1: "cortex L", 2: "cortex R", 3: "white matter L", 4: "white matter R", 5: "lateral ventricle L",
-    6: "lateral ventricle R", 7: "thalamus L", 8: "thalamus R", 9: "caudate L", 10: "caudate R",
-    11: "putamen L", 12: "putamen R", 13: "hippocampus L", 14: "hippocampus R", 15: "brainstem",
-    16: "cerebellum L", 17: "cerebellum R", 18: "third ventricle",
+    1: "cortex L",
+    2: "cortex R",
+    3: "white matter L",
+    4: "white matter R",
+    5: "lateral ventricle L",
+    6: "lateral ventricle R",
+    7: "thalamus L",
+    8: "thalamus R",
+    9: "caudate L",
+    10: "caudate R",
+    11: "putamen L",
+    12: "putamen R",
+    13: "hippocampus L",
+    14: "hippocampus R",
+    15: "brainstem",
+    16: "cerebellum L",
+    17: "cerebellum R",
+    18: "third ventricle",
 }
 # intensities per label (0 = background, 19 = sulcal CSF): T1-like, and a T2-like map that is not a monotone
 # function of it: CSF bright and grey matter darkest, white matter between (a V-shaped map, like (x - 0.45)^2),
 # so a local linear relation (LNCC) breaks wherever CSF, grey and white matter meet, while NMI still holds
-_T1 = np.array([0.0, 0.45, 0.45, 0.78, 0.78, 0.12, 0.12, 0.62, 0.62, 0.52, 0.52, 0.57, 0.57, 0.47, 0.47,
-                0.68, 0.52, 0.52, 0.14, 0.16], dtype=np.float32)
-_T2 = np.array([0.0, 0.2, 0.2, 0.62, 0.62, 0.95, 0.95, 0.4, 0.4, 0.27, 0.27, 0.33, 0.33, 0.23, 0.23, 0.5, 0.28,
-                0.28, 0.9, 0.88], dtype=np.float32)
+_T1 = np.array(
+    [
+        0.0,
+        0.45,
+        0.45,
+        0.78,
+        0.78,
+        0.12,
+        0.12,
+        0.62,
+        0.62,
+        0.52,
+        0.52,
+        0.57,
+        0.57,
+        0.47,
+        0.47,
+        0.68,
+        0.52,
+        0.52,
+        0.14,
+        0.16,
+    ],
+    dtype=np.float32,
+)
+_T2 = np.array(
+    [0.0, 0.2, 0.2, 0.62, 0.62, 0.95, 0.95, 0.4, 0.4, 0.27, 0.27, 0.33, 0.33, 0.23, 0.23, 0.5, 0.28, 0.28, 0.9, 0.88],
+    dtype=np.float32,
+)
 _ELLIPSOIDS = [  # label, centre (x: left-right, y: posterior-anterior, z: inferior-superior), radii; normalised units
-    (5, (-0.13, 0.05, 0.12), (0.0875, 0.375, 0.15)), (6, (0.13, 0.05, 0.12), (0.0875, 0.375, 0.15)),
-    (7, (-0.11, -0.08, -0.02), (0.125, 0.163, 0.112)), (8, (0.11, -0.08, -0.02), (0.125, 0.163, 0.112)),
-    (9, (-0.17, 0.22, 0.08), (0.075, 0.15, 0.112)), (10, (0.17, 0.22, 0.08), (0.075, 0.15, 0.112)),
-    (11, (-0.3, 0.08, 0.0), (0.0875, 0.2, 0.125)), (12, (0.3, 0.08, 0.0), (0.0875, 0.2, 0.125)),
-    (13, (-0.27, -0.1, -0.3), (0.075, 0.25, 0.075)), (14, (0.27, -0.1, -0.3), (0.075, 0.25, 0.075)),
+    (5, (-0.13, 0.05, 0.12), (0.0875, 0.375, 0.15)),
+    (6, (0.13, 0.05, 0.12), (0.0875, 0.375, 0.15)),
+    (7, (-0.11, -0.08, -0.02), (0.125, 0.163, 0.112)),
+    (8, (0.11, -0.08, -0.02), (0.125, 0.163, 0.112)),
+    (9, (-0.17, 0.22, 0.08), (0.075, 0.15, 0.112)),
+    (10, (0.17, 0.22, 0.08), (0.075, 0.15, 0.112)),
+    (11, (-0.3, 0.08, 0.0), (0.0875, 0.2, 0.125)),
+    (12, (0.3, 0.08, 0.0), (0.0875, 0.2, 0.125)),
+    (13, (-0.27, -0.1, -0.3), (0.075, 0.25, 0.075)),
+    (14, (0.27, -0.1, -0.3), (0.075, 0.25, 0.075)),
     (18, (0.0, -0.02, 0.02), (0.025, 0.175, 0.125)),
 ]
 
@@ -294,8 +340,9 @@ def _brain_subject(rng: np.random.Generator, size, template: bool = False):
         angle = float(rng.uniform(-0.08, 0.08))
         shift = torch.from_numpy(rng.uniform(-0.03, 0.03, 3).astype(np.float32)).view(3, 1, 1, 1)
         x, y = grid[0], grid[1]
-        rot = torch.stack([math.cos(angle) * x - math.sin(angle) * y, math.sin(angle) * x + math.cos(angle) * y,
-                           grid[2]])
+        rot = torch.stack(
+            [math.cos(angle) * x - math.sin(angle) * y, math.sin(angle) * x + math.cos(angle) * y, grid[2]]
+        )
         q = rot * scale + shift
         coarse = torch.from_numpy(rng.standard_normal((1, ndim, 4, 4, 4)).astype(np.float32))
         svf = F.interpolate(coarse, size=tuple(size), mode="trilinear", align_corners=True)
@@ -314,8 +361,9 @@ def _brain_subject(rng: np.random.Generator, size, template: bool = False):
     return labels, volumes[0], volumes[1]
 
 
-def write_oasis_phantoms(out: str, subjects: int = 10, seed: int = 0, size=(80, 96, 112), t2: bool = False
-                         ) -> list[str]:
+def write_oasis_phantoms(
+    out: str, subjects: int = 10, seed: int = 0, size=(80, 96, 112), t2: bool = False
+) -> list[str]:
     """Write ``subjects`` brain phantoms as ``<out>/OASIS_OAS1_NNNN_MR1/aligned_norm.nii.gz`` +
     ``aligned_seg35.nii.gz`` (and ``aligned_norm_t2.nii.gz`` with ``t2``), spacing ``160 / size[0]`` mm so the
     field of view is OASIS's. Default size is half of OASIS's 160 x 192 x 224 (2 mm), for CPU demos.
@@ -338,14 +386,23 @@ def write_oasis_phantoms(out: str, subjects: int = 10, seed: int = 0, size=(80, 
         folders.append(folder)
     if t2:
         names = [os.path.basename(f) for f in folders]
-        pairs = [{"fixed": f"{names[i]}/aligned_norm.nii.gz", "moving": f"{names[i + 1]}/aligned_norm_t2.nii.gz",
-                  "fixed_label": f"{names[i]}/aligned_seg35.nii.gz",
-                  "moving_label": f"{names[i + 1]}/aligned_seg35.nii.gz"} for i in range(len(names) - 1)]
+        pairs = [
+            {
+                "fixed": f"{names[i]}/aligned_norm.nii.gz",
+                "moving": f"{names[i + 1]}/aligned_norm_t2.nii.gz",
+                "fixed_label": f"{names[i]}/aligned_seg35.nii.gz",
+                "moving_label": f"{names[i + 1]}/aligned_seg35.nii.gz",
+            }
+            for i in range(len(names) - 1)
+        ]
         n_test = max(1, len(pairs) // 5)
-        spec = {"description": "regzoo multi-modal phantom pairs: fixed T1w-like, moving T2w-like",
-                "labels": {str(k): v for k, v in OASIS_PHANTOM_LABELS.items()},
-                "training": pairs[: len(pairs) - 2 * n_test], "validation": pairs[len(pairs) - 2 * n_test: -n_test],
-                "testing": pairs[-n_test:]}
+        spec = {
+            "description": "regzoo multi-modal phantom pairs: fixed T1w-like, moving T2w-like",
+            "labels": {str(k): v for k, v in OASIS_PHANTOM_LABELS.items()},
+            "training": pairs[: len(pairs) - 2 * n_test],
+            "validation": pairs[len(pairs) - 2 * n_test : -n_test],
+            "testing": pairs[-n_test:],
+        }
         with open(os.path.join(out, "dataset_multimodal.json"), "w", encoding="utf-8") as f:
             json.dump(spec, f, indent=1)
     return folders
@@ -362,8 +419,7 @@ def make_demo_data(kind: str, out: str, subjects: int = 10, seed: int = 0, size=
     return out
 
 
-def ensure_demo_data(out: str, kind: str, subjects: int = 10, seed: int = 0, size=None, overwrite: bool = False
-                     ) -> str:
+def ensure_demo_data(out: str, kind: str, subjects: int = 10, seed: int = 0, size=None, overwrite: bool = False) -> str:
     """Write the demo set to ``out`` unless the same one is there already (marker file); returns ``out``.
 
     Bundles call this first, so a fresh clone trains with no data downloaded. Data is never lost: a
@@ -371,8 +427,13 @@ def ensure_demo_data(out: str, kind: str, subjects: int = 10, seed: int = 0, siz
     with ``overwrite=True``; one written by an older phantom generator is regenerated.
     """
     marker = os.path.join(out, ".regzoo-demo.json")
-    wanted = {"kind": kind, "subjects": int(subjects), "seed": int(seed), "size": list(size) if size else None,
-              "version": PHANTOM_VERSION}
+    wanted = {
+        "kind": kind,
+        "subjects": int(subjects),
+        "seed": int(seed),
+        "size": list(size) if size else None,
+        "version": PHANTOM_VERSION,
+    }
     if os.path.exists(out) and not os.path.isdir(out):
         raise FileExistsError(f"{out}: is a file, expected a folder for the demo data")
     if os.path.exists(marker):
@@ -380,10 +441,14 @@ def ensure_demo_data(out: str, kind: str, subjects: int = 10, seed: int = 0, siz
             found = json.load(f)
         if found == wanted:
             return out
-        outdated = {k: v for k, v in found.items() if k != "version"} == {k: v for k, v in wanted.items() if k != "version"}
+        outdated = {k: v for k, v in found.items() if k != "version"} == {
+            k: v for k, v in wanted.items() if k != "version"
+        }
         if not (overwrite or outdated):
-            raise FileExistsError(f"{out}: holds a demo data set made with other parameters ({marker}); "
-                                  "pass overwrite=True (--overwrite) to replace it, or choose another folder")
+            raise FileExistsError(
+                f"{out}: holds a demo data set made with other parameters ({marker}); "
+                "pass overwrite=True (--overwrite) to replace it, or choose another folder"
+            )
         shutil.rmtree(out)
     elif os.path.isdir(out) and os.listdir(out):
         raise FileExistsError(f"{out}: exists and is not a regzoo demo folder; refusing to write demo data into it")

@@ -119,8 +119,14 @@ class Resampled(MapTransform):
     key does the same resampling without that. Images of one grid give outputs of one shape.
     """
 
-    def __init__(self, keys: KeysCollection, pixdim: Sequence[float], mode: Sequence = (3,),
-                 padding_mode: str = "zeros", allow_missing_keys: bool = False) -> None:
+    def __init__(
+        self,
+        keys: KeysCollection,
+        pixdim: Sequence[float],
+        mode: Sequence = (3,),
+        padding_mode: str = "zeros",
+        allow_missing_keys: bool = False,
+    ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.mode = list(mode) if len(mode) == len(self.keys) else list(mode) * len(self.keys)
         self.spacing = Spacing(pixdim=pixdim, padding_mode=padding_mode, dtype=np.float32)
@@ -135,8 +141,13 @@ class Resampled(MapTransform):
 class RandAxisSwapd(RandomizableTransform, MapTransform):
     """With probability ``prob``, swap two spatial axes (transpose, e.g. in-plane H and W) of every key."""
 
-    def __init__(self, keys: KeysCollection, prob: float = 0.5, spatial_axes: Sequence[int] = (0, 1),
-                 allow_missing_keys: bool = False) -> None:
+    def __init__(
+        self,
+        keys: KeysCollection,
+        prob: float = 0.5,
+        spatial_axes: Sequence[int] = (0, 1),
+        allow_missing_keys: bool = False,
+    ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
         RandomizableTransform.__init__(self, prob)
         if len(spatial_axes) != 2 or spatial_axes[0] == spatial_axes[1]:
@@ -169,9 +180,15 @@ class SelectSliced(MapTransform):
     ``label_value`` (mid-ventricular slice for ACDC with ``label_value=3``, the LV), the same for all keys.
     """
 
-    def __init__(self, keys: KeysCollection, axis: int = 2, index: int | str = "middle",
-                 label_key: str = "fixed_label", label_value: int | None = None,
-                 allow_missing_keys: bool = False) -> None:
+    def __init__(
+        self,
+        keys: KeysCollection,
+        axis: int = 2,
+        index: int | str = "middle",
+        label_key: str = "fixed_label",
+        label_value: int | None = None,
+        allow_missing_keys: bool = False,
+    ) -> None:
         super().__init__(keys, allow_missing_keys)
         if not (isinstance(index, int) or index in ("middle", "label")):
             raise ValueError(f"index must be an integer, 'middle' or 'label', got {index!r}")
@@ -227,11 +244,13 @@ def augmentation(keys: Sequence[str] = IMAGE_KEYS + LABEL_KEYS) -> Compose:
     """Random flips of the two first (in-plane) spatial axes and their swap, p = 0.5 each, one draw for all keys
     (DiffuseMorph's ACDC augmentation, applied to the labels too)."""
     keys = list(keys)
-    return Compose([
-        RandFlipd(keys, prob=0.5, spatial_axis=0, allow_missing_keys=True),
-        RandFlipd(keys, prob=0.5, spatial_axis=1, allow_missing_keys=True),
-        RandAxisSwapd(keys, prob=0.5, spatial_axes=(0, 1), allow_missing_keys=True),
-    ])
+    return Compose(
+        [
+            RandFlipd(keys, prob=0.5, spatial_axis=0, allow_missing_keys=True),
+            RandFlipd(keys, prob=0.5, spatial_axis=1, allow_missing_keys=True),
+            RandAxisSwapd(keys, prob=0.5, spatial_axes=(0, 1), allow_missing_keys=True),
+        ]
+    )
 
 
 def pair_transforms(
@@ -265,13 +284,15 @@ def pair_transforms(
     ]
     if pixdim is not None:
         steps.append(
-            Resampled(keys, pixdim=pixdim, mode=[3] * len(image_keys) + ["nearest"] * len(label_keys),
-                      allow_missing_keys=True)
+            Resampled(
+                keys, pixdim=pixdim, mode=[3] * len(image_keys) + ["nearest"] * len(label_keys), allow_missing_keys=True
+            )
         )
     if intensity == "percentile":
         lower, upper = percentiles
-        steps.append(ScaleIntensityRangePercentilesd(image_keys, lower=lower, upper=upper, b_min=0.0, b_max=1.0,
-                                                     clip=True))
+        steps.append(
+            ScaleIntensityRangePercentilesd(image_keys, lower=lower, upper=upper, b_min=0.0, b_max=1.0, clip=True)
+        )
     elif intensity == "minmax":
         steps.append(ScaleIntensityd(image_keys, minv=0.0, maxv=1.0))
     elif intensity != "none":

@@ -24,8 +24,11 @@ class PairBatch:
         missing = [k for k in ("moving", "fixed") if k not in batchdata]
         if missing:
             raise ValueError(f"a registration batch needs 'moving' and 'fixed' images, this one lacks {missing}")
-        targets = {k: torch.as_tensor(batchdata[k]).to(device=device, non_blocking=non_blocking)
-                   for k in _KEYS if k in batchdata}
+        targets = {
+            k: torch.as_tensor(batchdata[k]).to(device=device, non_blocking=non_blocking)
+            for k in _KEYS
+            if k in batchdata
+        }
         inputs = torch.cat([targets["moving"], targets["fixed"]], dim=1)
         if self.outputs:
             return inputs, targets, (), {"outputs": True}

@@ -38,12 +38,19 @@ def load_weights(network: nn.Module, path: str, map_location: str | torch.device
     unexpected = [k for k in state if k not in own]
     wrong = [k for k in own if k in state and state[k].shape != own[k].shape]
     if missing or unexpected or wrong:
-        detail = "; ".join(part for part in (
-            f"missing {len(missing)} (e.g. {missing[:3]})" if missing else "",
-            f"unexpected {len(unexpected)} (e.g. {unexpected[:3]})" if unexpected else "",
-            f"shape mismatch for {wrong[:3]}" if wrong else "") if part)
-        raise CheckpointError(f"{path}: does not fit {type(target).__name__} ({detail}); is it from another bundle "
-                              "or another configuration?")
+        detail = "; ".join(
+            part
+            for part in (
+                f"missing {len(missing)} (e.g. {missing[:3]})" if missing else "",
+                f"unexpected {len(unexpected)} (e.g. {unexpected[:3]})" if unexpected else "",
+                f"shape mismatch for {wrong[:3]}" if wrong else "",
+            )
+            if part
+        )
+        raise CheckpointError(
+            f"{path}: does not fit {type(target).__name__} ({detail}); is it from another bundle "
+            "or another configuration?"
+        )
     target.load_state_dict(state)
     return network
 

@@ -25,7 +25,6 @@ from ..metrics.regularity import folding_ratio, mean_grad_jacobian, njd_percent,
 __all__ = ["pair_ids", "RegistrationWriter", "RegistrationMetricsTable"]
 
 
-
 def _stem(path: str) -> str:
     name = os.path.basename(str(path))
     for suffix in (".nii.gz", ".nii"):
@@ -36,6 +35,7 @@ def _stem(path: str) -> str:
 
 def pair_ids(batch: Mapping, size: int) -> list[str]:
     """A file-system-safe name per pair: the subject (ACDC), ``fixed__moving`` subjects, or image file stems."""
+
     def column(key):
         value = batch.get(key)
         if value is None:
@@ -72,8 +72,12 @@ class RegistrationWriter:
     complete. An existing pair folder is never replaced unless ``overwrite=True``.
     """
 
-    def __init__(self, output_dir: str, overwrite: bool = False,
-                 outputs: Sequence[str] = ("warped", "warped_label", "ddf", "jacobian")) -> None:
+    def __init__(
+        self,
+        output_dir: str,
+        overwrite: bool = False,
+        outputs: Sequence[str] = ("warped", "warped_label", "ddf", "jacobian"),
+    ) -> None:
         self.output_dir, self.overwrite, self.outputs = output_dir, overwrite, tuple(outputs)
 
     def attach(self, engine: Engine) -> None:
@@ -123,8 +127,14 @@ class RegistrationMetricsTable:
     mean |grad det J|, and network seconds per pair.
     """
 
-    def __init__(self, output_dir: str, labels: Sequence[int] | None = None,
-                 groups: Mapping[str, Sequence[int]] | None = None, hd95: bool = True, title: str = "") -> None:
+    def __init__(
+        self,
+        output_dir: str,
+        labels: Sequence[int] | None = None,
+        groups: Mapping[str, Sequence[int]] | None = None,
+        hd95: bool = True,
+        title: str = "",
+    ) -> None:
         self.output_dir, self.labels, self.groups, self.hd95, self.title = output_dir, labels, groups, hd95, title
         self.rows: list[dict] = []
 
@@ -151,19 +161,23 @@ class RegistrationMetricsTable:
                 if self.groups:
                     for group, score in grouped_dice(warped, fixed, self.groups).items():
                         row[f"dice_{group}"] = float(score[0])
-                row["dice_initial"] = float(torch.nanmean(dice_per_label(moving, fixed, labels)[0])) if labels else math.nan
+                row["dice_initial"] = (
+                    float(torch.nanmean(dice_per_label(moving, fixed, labels)[0])) if labels else math.nan
+                )
                 if self.hd95 and labels:
                     hd = hd95_per_label(warped.cpu(), fixed.cpu(), labels, _spacing(batch["fixed"], b))
                     row["hd95_mm"] = float(torch.nanmean(hd))
-            row.update({
-                "njd_percent": float(njd_percent(d)[0]),
-                "folding_ratio": float(folding_ratio(d)[0]),
-                "std_jacobian": float(std_jacobian(d)[0]),
-                "sdlogj": float(sdlogj(d)[0]),
-                "sdlogj_l2r2021": float(sdlogj(d, "l2r2021")[0]) if min(d.shape[2:]) > 4 else math.nan,
-                "mean_grad_jacobian": float(mean_grad_jacobian(d)[0]),
-                "seconds": float(out["seconds"]),
-            })
+            row.update(
+                {
+                    "njd_percent": float(njd_percent(d)[0]),
+                    "folding_ratio": float(folding_ratio(d)[0]),
+                    "std_jacobian": float(std_jacobian(d)[0]),
+                    "sdlogj": float(sdlogj(d)[0]),
+                    "sdlogj_l2r2021": float(sdlogj(d, "l2r2021")[0]) if min(d.shape[2:]) > 4 else math.nan,
+                    "mean_grad_jacobian": float(mean_grad_jacobian(d)[0]),
+                    "seconds": float(out["seconds"]),
+                }
+            )
             self.rows.append(row)
 
     def summary(self) -> dict[str, tuple[float, float]]:
@@ -176,8 +190,12 @@ class RegistrationMetricsTable:
         return result
 
     def markdown(self) -> str:
-        lines = [f"{self.title or 'Registration metrics'} ({len(self.rows)} pairs, mean ± std)", "",
-                 "| metric | value |", "|---|---|"]
+        lines = [
+            f"{self.title or 'Registration metrics'} ({len(self.rows)} pairs, mean ± std)",
+            "",
+            "| metric | value |",
+            "|---|---|",
+        ]
         for column, (mean, std) in self.summary().items():
             lines.append(f"| {column} | {mean:.4g} ± {std:.2g} |")
         return "\n".join(lines)

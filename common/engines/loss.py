@@ -27,9 +27,17 @@ class RegistrationLoss(nn.Module):
     The last call's terms are kept in ``self.terms`` (floats) for logging.
     """
 
-    def __init__(self, image_loss: nn.Module, image_weight: float = 1.0, regulariser: nn.Module | None = None,
-                 reg_weight: float = 0.0, reg_on: str = "ddf", label_loss: nn.Module | None = None,
-                 label_weight: float = 0.0, num_classes: int | None = None) -> None:
+    def __init__(
+        self,
+        image_loss: nn.Module,
+        image_weight: float = 1.0,
+        regulariser: nn.Module | None = None,
+        reg_weight: float = 0.0,
+        reg_on: str = "ddf",
+        label_loss: nn.Module | None = None,
+        label_weight: float = 0.0,
+        num_classes: int | None = None,
+    ) -> None:
         super().__init__()
         if reg_on not in ("ddf", "velocity", "outputs"):
             raise ValueError(f"reg_on must be 'ddf', 'velocity' or 'outputs', got {reg_on!r}")

@@ -30,6 +30,10 @@ class SoftDiceLoss(DiceLoss):
 
     def __init__(self, include_background: bool = False, smooth: float = 1e-5) -> None:
         super().__init__(
-            include_background=include_background, to_onehot_y=False, sigmoid=False, softmax=False,
-            smooth_nr=smooth, smooth_dr=smooth,
+            include_background=include_background,
+            to_onehot_y=False,
+            sigmoid=False,
+            softmax=False,
+            smooth_nr=smooth,
+            smooth_dr=smooth,
         )

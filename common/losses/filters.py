@@ -31,5 +31,7 @@ def separable_filter(x: torch.Tensor, kernel: torch.Tensor, padding_mode: str = 
         pad[2 * (ndim - 1 - axis)] = pad[2 * (ndim - 1 - axis) + 1] = half  # F.pad lists the last axis first
         shape = [1] * ndim
         shape[axis] = kernel.numel()
-        x = conv(F.pad(x, pad, mode=padding_mode), kernel.view(1, 1, *shape).expand(channels, 1, *shape), groups=channels)
+        x = conv(
+            F.pad(x, pad, mode=padding_mode), kernel.view(1, 1, *shape).expand(channels, 1, *shape), groups=channels
+        )
     return x

@@ -107,7 +107,9 @@ def normalized_mutual_information(
 ) -> torch.Tensor:
     """Parzen NMI per batch element of ``fixed`` and ``moving`` ``(B, 1, *spatial)``: shape ``(B,)``, in [1, 2]."""
     if fixed.shape != moving.shape:
-        raise ValueError(f"fixed and moving must have the same shape, got {tuple(fixed.shape)} and {tuple(moving.shape)}")
+        raise ValueError(
+            f"fixed and moving must have the same shape, got {tuple(fixed.shape)} and {tuple(moving.shape)}"
+        )
     if fixed.ndim < 3:
         raise ValueError(f"fixed must have shape (B, C, *spatial), got {tuple(fixed.shape)}")
     if mask is not None and mask.shape[2:] != fixed.shape[2:]:

@@ -8,7 +8,14 @@ from torch import nn
 
 from ..spatial.checks import check_field
 
-__all__ = ["forward_differences", "GradientRegulariser", "BendingEnergy", "laplacian", "lddmm_operator", "LDDMMRegulariser"]
+__all__ = [
+    "forward_differences",
+    "GradientRegulariser",
+    "BendingEnergy",
+    "laplacian",
+    "lddmm_operator",
+    "LDDMMRegulariser",
+]
 
 
 def forward_differences(field: torch.Tensor) -> list[torch.Tensor]:
@@ -90,7 +97,9 @@ class LDDMMRegulariser(nn.Module):
     def __init__(self, alpha: float = 0.01, gamma: float = 0.001, beta: int = 2) -> None:
         super().__init__()
         if alpha < 0 or gamma < 0 or alpha + gamma == 0:
-            raise ValueError(f"alpha and gamma must be non-negative and not both zero, got alpha={alpha}, gamma={gamma}")
+            raise ValueError(
+                f"alpha and gamma must be non-negative and not both zero, got alpha={alpha}, gamma={gamma}"
+            )
         if int(beta) != beta or beta < 1:
             raise ValueError(f"beta must be a positive integer, got {beta}")
         self.alpha, self.gamma, self.beta = float(alpha), float(gamma), int(beta)

@@ -40,8 +40,12 @@ class LabelDiceMetric(_PairMetric):
     ``aggregate()``: mean over labels and pairs, or one value per label with ``reduction="none"``.
     """
 
-    def __init__(self, labels: Sequence[int] | None = None, groups: Mapping[str, Sequence[int]] | None = None,
-                 reduction: str = "mean") -> None:
+    def __init__(
+        self,
+        labels: Sequence[int] | None = None,
+        groups: Mapping[str, Sequence[int]] | None = None,
+        reduction: str = "mean",
+    ) -> None:
         super().__init__(reduction)
         if (labels is None) == (groups is None):
             raise ValueError("give exactly one of labels or groups")

@@ -22,9 +22,13 @@ ACDC_GROUPS: dict[str, tuple[int, ...]] = {
 
 def _check_pair(pred: torch.Tensor, target: torch.Tensor) -> None:
     if pred.shape != target.shape:
-        raise ValueError(f"pred and target label maps must have the same shape, got {tuple(pred.shape)} and {tuple(target.shape)}")
+        raise ValueError(
+            f"pred and target label maps must have the same shape, got {tuple(pred.shape)} and {tuple(target.shape)}"
+        )
     if pred.ndim not in (4, 5) or pred.shape[1] != 1:
-        raise ValueError(f"label maps must have shape (B, 1, *spatial) with 2 or 3 spatial axes, got {tuple(pred.shape)}")
+        raise ValueError(
+            f"label maps must have shape (B, 1, *spatial) with 2 or 3 spatial axes, got {tuple(pred.shape)}"
+        )
 
 
 def labels_present_in_both(pred: torch.Tensor, target: torch.Tensor) -> list[int]:
@@ -38,7 +42,9 @@ def _group_masks(labels: torch.Tensor, group: Sequence[int]) -> torch.Tensor:
     return torch.isin(labels.round().long(), values)
 
 
-def grouped_dice(pred: torch.Tensor, target: torch.Tensor, groups: Mapping[str, Sequence[int]]) -> dict[str, torch.Tensor]:
+def grouped_dice(
+    pred: torch.Tensor, target: torch.Tensor, groups: Mapping[str, Sequence[int]]
+) -> dict[str, torch.Tensor]:
     """Dice of each group of labels (a group's union as one region), ``{name: (B,)}``; NaN where both are empty."""
     _check_pair(pred, target)
     out = {}
@@ -76,7 +82,10 @@ def hd95_per_label(
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 hd = compute_hausdorff_distance(
-                    pm.float(), tm.float(), include_background=True, percentile=95,
+                    pm.float(),
+                    tm.float(),
+                    include_background=True,
+                    percentile=95,
                     spacing=None if spacing is None else [float(s) for s in spacing],
                 )
             out[b, k] = float(hd.reshape(-1)[0])

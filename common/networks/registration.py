@@ -44,8 +44,14 @@ class VoxelMorph(nn.Module):
         int_steps: scaling-and-squaring steps (7).
     """
 
-    def __init__(self, spatial_dims: int = 3, encoder: Sequence[int] = VM1["encoder"],
-                 decoder: Sequence[int] = VM1["decoder"], mode: str = "displacement", int_steps: int = 7) -> None:
+    def __init__(
+        self,
+        spatial_dims: int = 3,
+        encoder: Sequence[int] = VM1["encoder"],
+        decoder: Sequence[int] = VM1["decoder"],
+        mode: str = "displacement",
+        int_steps: int = 7,
+    ) -> None:
         super().__init__()
         if mode not in ("displacement", "velocity", "probabilistic"):
             raise ValueError(f"mode must be 'displacement', 'velocity' or 'probabilistic', got {mode!r}")
@@ -82,9 +88,16 @@ class MIDIR(nn.Module):
     ``int_steps`` steps; ``diffeomorphic=False`` uses the B-spline displacement directly.
     """
 
-    def __init__(self, image_size: Sequence[int], spacing: Sequence[int] | int = 2, int_steps: int = 7,
-                 diffeomorphic: bool = True, encoder: Sequence[int] = (16, 32, 32, 32, 32),
-                 decoder: Sequence[int] = (32, 32, 32, 32), head: Sequence[int] = (32, 16)) -> None:
+    def __init__(
+        self,
+        image_size: Sequence[int],
+        spacing: Sequence[int] | int = 2,
+        int_steps: int = 7,
+        diffeomorphic: bool = True,
+        encoder: Sequence[int] = (16, 32, 32, 32, 32),
+        decoder: Sequence[int] = (32, 32, 32, 32),
+        head: Sequence[int] = (32, 16),
+    ) -> None:
         super().__init__()
         self.image_size = tuple(int(n) for n in image_size)
         self.spatial_dims = len(self.image_size)
@@ -93,8 +106,14 @@ class MIDIR(nn.Module):
         self.transform = BSplineSVF(self.image_size, spacing, steps=int_steps, diffeomorphic=diffeomorphic)
         self.grid_size = control_grid_size(self.image_size, self.transform.spacing)
         levels = 4 - math.ceil(math.log2(max(self.transform.spacing)))
-        self.unet = RegistrationUNet(self.spatial_dims, 2, encoder, tuple(decoder)[: max(levels, 0)],
-                                     strides=(1,) + (2,) * (len(encoder) - 1), num_upsamplings=max(levels, 0))
+        self.unet = RegistrationUNet(
+            self.spatial_dims,
+            2,
+            encoder,
+            tuple(decoder)[: max(levels, 0)],
+            strides=(1,) + (2,) * (len(encoder) - 1),
+            num_upsamplings=max(levels, 0),
+        )
         layers, channels = [], self.unet.out_channels
         for out in head:
             layers.append(conv_block(self.spatial_dims, channels, out))

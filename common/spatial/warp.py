@@ -39,8 +39,12 @@ def _normalised_identity(size, device, dtype) -> torch.Tensor:
     key = (tuple(size), str(device), dtype)
     grid = _GRID_CACHE.get(key)
     if grid is None:
-        axes = [torch.linspace(-1.0, 1.0, n, device=device, dtype=dtype) if n > 1
-                else torch.full((1,), -1.0, device=device, dtype=dtype) for n in size]
+        axes = [
+            torch.linspace(-1.0, 1.0, n, device=device, dtype=dtype)
+            if n > 1
+            else torch.full((1,), -1.0, device=device, dtype=dtype)
+            for n in size
+        ]
         grid = torch.stack(torch.meshgrid(*axes, indexing="ij")[::-1], dim=-1).unsqueeze(0)
         if len(_GRID_CACHE) > 8:
             _GRID_CACHE.clear()

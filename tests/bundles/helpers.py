@@ -18,23 +18,39 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def copy_bundle(name: str, tmp_path) -> str:
     """A fresh copy of ``bundles/<name>`` (configs, docs, licence) in ``tmp_path``."""
     target = os.path.join(str(tmp_path), name)
-    shutil.copytree(os.path.join(REPO, "bundles", name), target,
-                    ignore=shutil.ignore_patterns("data", "models", "runs", "eval"))
+    shutil.copytree(
+        os.path.join(REPO, "bundles", name), target, ignore=shutil.ignore_patterns("data", "models", "runs", "eval")
+    )
     return target
 
 
-def monai_bundle(command: str, configs: list[str], root: str, *args: str, check: bool = True, timeout: int = 1200,
-                 **overrides) -> subprocess.CompletedProcess:
+def monai_bundle(
+    command: str, configs: list[str], root: str, *args: str, check: bool = True, timeout: int = 1200, **overrides
+) -> subprocess.CompletedProcess:
     """``python -m monai.bundle <command> --config_file [...] --bundle_root root --key value ...`` from the repo root."""
     files = [os.path.join(root, "configs", c) for c in configs]
-    cmd = [sys.executable, "-m", "monai.bundle", command, *args, "--config_file", json.dumps(files),
-           "--meta_file", os.path.join(root, "configs", "metadata.json"),
-           "--logging_file", os.path.join(root, "configs", "logging.conf"), "--bundle_root", root]
+    cmd = [
+        sys.executable,
+        "-m",
+        "monai.bundle",
+        command,
+        *args,
+        "--config_file",
+        json.dumps(files),
+        "--meta_file",
+        os.path.join(root, "configs", "metadata.json"),
+        "--logging_file",
+        os.path.join(root, "configs", "logging.conf"),
+        "--bundle_root",
+        root,
+    ]
     for key, value in overrides.items():
         cmd += [f"--{key}", value if isinstance(value, str) else json.dumps(value)]
     result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
+        raise AssertionError(
+            f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}"
+        )
     return result
 
 

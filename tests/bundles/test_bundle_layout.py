@@ -10,11 +10,33 @@ import pytest
 from .helpers import REPO
 
 BUNDLES = sorted(d for d in os.listdir(os.path.join(REPO, "bundles")) if not d.startswith("."))
-FILES = ["configs/metadata.json", "configs/train.json", "configs/quick.json", "configs/inference.json",
-         "configs/evaluate.json", "configs/multi_gpu_train.json", "configs/logging.conf", "docs/README.md", "LICENSE"]
-META_KEYS = ["version", "changelog", "monai_version", "pytorch_version", "numpy_version", "required_packages_version",
-             "task", "description", "authors", "copyright", "references", "intended_use", "data_source",
-             "network_data_format"]
+FILES = [
+    "configs/metadata.json",
+    "configs/train.json",
+    "configs/quick.json",
+    "configs/inference.json",
+    "configs/evaluate.json",
+    "configs/multi_gpu_train.json",
+    "configs/logging.conf",
+    "docs/README.md",
+    "LICENSE",
+]
+META_KEYS = [
+    "version",
+    "changelog",
+    "monai_version",
+    "pytorch_version",
+    "numpy_version",
+    "required_packages_version",
+    "task",
+    "description",
+    "authors",
+    "copyright",
+    "references",
+    "intended_use",
+    "data_source",
+    "network_data_format",
+]
 
 
 @pytest.mark.parametrize("bundle", BUNDLES)
@@ -30,7 +52,10 @@ def test_bundle_files_and_metadata(bundle):
     assert [k for k in META_KEYS if k not in meta] == []
     assert meta["name"] == bundle
     fmt = meta["network_data_format"]
-    assert fmt["inputs"]["image"]["num_channels"] == 2 and fmt["inputs"]["image"]["channel_def"] == {"0": "moving", "1": "fixed"}
+    assert fmt["inputs"]["image"]["num_channels"] == 2 and fmt["inputs"]["image"]["channel_def"] == {
+        "0": "moving",
+        "1": "fixed",
+    }
     assert fmt["outputs"]["pred"]["num_channels"] == len(fmt["outputs"]["pred"]["spatial_shape"])
     train = json.load(open(os.path.join(root, "configs", "train.json"), encoding="utf-8"))
     for key in ("bundle_root", "device", "dataset_dir", "network_def", "val_interval"):
@@ -46,8 +71,23 @@ def test_bundle_files_and_metadata(bundle):
 @pytest.mark.parametrize("bundle", BUNDLES)
 def test_metadata_against_model_zoo_schema(bundle, tmp_path):
     meta = os.path.join(REPO, "bundles", bundle, "configs", "metadata.json")
-    result = subprocess.run([sys.executable, "-m", "monai.bundle", "verify_metadata", "--meta_file", meta,
-                             "--filepath", str(tmp_path / "schema.json")], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "monai.bundle",
+            "verify_metadata",
+            "--meta_file",
+            meta,
+            "--filepath",
+            str(tmp_path / "schema.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if result.returncode != 0 and not (tmp_path / "schema.json").exists():
-        pytest.skip("offline: the model-zoo metadata schema could not be downloaded, so only the schema check is skipped")
+        pytest.skip(
+            "offline: the model-zoo metadata schema could not be downloaded, so only the schema check is skipped"
+        )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -28,8 +28,19 @@ def test_quick_training_beats_identity_without_folding(trained, acdc_demo):
     figures = summary(os.path.join(trained, "eval"))
     assert figures["dice_mean"] >= figures["dice_initial"] + 0.10
     assert figures["folding_ratio"] < 0.005
-    assert {"dice_LV", "dice_Myo", "dice_RV", "dice_LV+Myo", "dice_WholeHeart", "hd95_mm", "njd_percent",
-            "std_jacobian", "sdlogj", "mean_grad_jacobian", "seconds"} <= set(figures)
+    assert {
+        "dice_LV",
+        "dice_Myo",
+        "dice_RV",
+        "dice_LV+Myo",
+        "dice_WholeHeart",
+        "hd95_mm",
+        "njd_percent",
+        "std_jacobian",
+        "sdlogj",
+        "mean_grad_jacobian",
+        "seconds",
+    } <= set(figures)
 
 
 def test_training_resumes_from_its_saved_state(trained, acdc_demo):
@@ -42,8 +53,16 @@ def test_training_resumes_from_its_saved_state(trained, acdc_demo):
 
 def test_inference_writes_outputs_on_the_fixed_grid(trained, acdc_demo, tmp_path):
     out = str(tmp_path / "out")
-    monai_bundle("run", ["inference.json"], trained, dataset_dir=acdc_demo, output_dir=out,
-                 checkpoint=os.path.join(trained, "models", "model.pt"), pixdim=[3.0, 3.0, 6.3], image_size=[64, 64, 16])
+    monai_bundle(
+        "run",
+        ["inference.json"],
+        trained,
+        dataset_dir=acdc_demo,
+        output_dir=out,
+        checkpoint=os.path.join(trained, "models", "model.pt"),
+        pixdim=[3.0, 3.0, 6.3],
+        image_size=[64, 64, 16],
+    )
     pair = acdc_pairs(acdc_demo, "testing", "acdc")[0]
     folder = os.path.join(out, pair["subject"])
     warped = nib.load(os.path.join(folder, "warped.nii.gz"))
@@ -54,8 +73,15 @@ def test_inference_writes_outputs_on_the_fixed_grid(trained, acdc_demo, tmp_path
     assert set(labels.tolist()) <= {0, 1, 2, 3}
     assert os.path.isfile(os.path.join(out, "metrics.csv"))
     # a second run refuses to overwrite
-    again = monai_bundle("run", ["inference.json"], trained, check=False, dataset_dir=acdc_demo, output_dir=out,
-                         checkpoint=os.path.join(trained, "models", "model.pt"))
+    again = monai_bundle(
+        "run",
+        ["inference.json"],
+        trained,
+        check=False,
+        dataset_dir=acdc_demo,
+        output_dir=out,
+        checkpoint=os.path.join(trained, "models", "model.pt"),
+    )
     assert again.returncode != 0 and "already holds results" in again.stderr
 
 
@@ -83,8 +109,16 @@ def test_bad_inference_input_is_refused_and_nothing_is_written(trained, acdc_dem
         datalist = tmp_path / f"{name}.json"
         datalist.write_text(__import__("json").dumps({"testing": [entry]}))
         out = tmp_path / f"out_{name}"
-        result = monai_bundle("run", ["inference.json"], trained, check=False, dataset_dir=acdc_demo,
-                              datalist=str(datalist), checkpoint=ckpt, output_dir=str(out))
+        result = monai_bundle(
+            "run",
+            ["inference.json"],
+            trained,
+            check=False,
+            dataset_dir=acdc_demo,
+            datalist=str(datalist),
+            checkpoint=ckpt,
+            output_dir=str(out),
+        )
         assert result.returncode != 0, name
         assert message in result.stderr, (name, result.stderr[-2000:])
         assert not out.exists() or not os.listdir(out), name
@@ -93,9 +127,16 @@ def test_bad_inference_input_is_refused_and_nothing_is_written(trained, acdc_dem
 def test_network_contract_and_torchscript_export(trained, tmp_path):
     monai_bundle("verify_net_in_out", ["inference.json"], trained, "network_def", device="cpu")
     ts = str(tmp_path / "model.ts")
-    monai_bundle("ckpt_export", ["inference.json"], trained, "network_def", filepath=ts,
-                 ckpt_file=os.path.join(trained, "models", "model.pt"), use_trace="True",
-                 input_shape=[1, 2, 64, 64, 16])
+    monai_bundle(
+        "ckpt_export",
+        ["inference.json"],
+        trained,
+        "network_def",
+        filepath=ts,
+        ckpt_file=os.path.join(trained, "models", "model.pt"),
+        use_trace="True",
+        input_shape=[1, 2, 64, 64, 16],
+    )
     scripted = torch.jit.load(ts)
     x = torch.rand(1, 2, 64, 64, 16)
     from monai.bundle import ConfigParser

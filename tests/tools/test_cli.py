@@ -19,12 +19,44 @@ def test_regzoo_command_lists_subcommands():
 
 def test_make_demo_data_command_refuses_foreign_folder(tmp_path):
     (tmp_path / "keep.txt").write_text("x")
-    result = subprocess.run([sys.executable, "-m", "tools.cli", "make-demo-data", "--kind", "oasis", "--out",
-                             str(tmp_path), "--subjects", "2", "--size", "16,16,16"], capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tools.cli",
+            "make-demo-data",
+            "--kind",
+            "oasis",
+            "--out",
+            str(tmp_path),
+            "--subjects",
+            "2",
+            "--size",
+            "16,16,16",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2
     assert "not a regzoo demo folder" in result.stderr and "Traceback" not in result.stderr
     out = tmp_path / "demo"
-    result = subprocess.run([sys.executable, "-m", "tools.cli", "make-demo-data", "--kind", "oasis", "--out",
-                             str(out), "--subjects", "2", "--size", "16,16,16"], capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tools.cli",
+            "make-demo-data",
+            "--kind",
+            "oasis",
+            "--out",
+            str(out),
+            "--subjects",
+            "2",
+            "--size",
+            "16,16,16",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     assert (out / "OASIS_OAS1_0002_MR1" / "aligned_seg35.nii.gz").exists()

@@ -12,14 +12,24 @@ from common.data import DataError, acdc_pairs, acdc_sequences, acdc_subjects, pa
 def test_info_cfg_parsing(tmp_path):
     cfg = tmp_path / "Info.cfg"
     cfg.write_text("ED: 1\nES: 12\nGroup: DCM\nHeight: 184.0\nNbFrame: 30\nWeight: 95.0\n")
-    assert parse_info_cfg(str(cfg)) == {"ED": 1, "ES": 12, "Group": "DCM", "Height": 184.0, "NbFrame": 30,
-                                        "Weight": 95.0}
+    assert parse_info_cfg(str(cfg)) == {
+        "ED": 1,
+        "ES": 12,
+        "Group": "DCM",
+        "Height": 184.0,
+        "NbFrame": 30,
+        "Weight": 95.0,
+    }
 
 
 @pytest.mark.parametrize(
     "text, match",
-    [("ES: 12\nNbFrame: 30\n", "no 'ED' entry"), ("ED: one\nES: 3\n", "'ED' must be a number"),
-     ("ED: 1\nES: 40\nNbFrame: 30\n", "outside 1..30"), ("ED 1\n", "expected 'Key: value'")],
+    [
+        ("ES: 12\nNbFrame: 30\n", "no 'ED' entry"),
+        ("ED: one\nES: 3\n", "'ED' must be a number"),
+        ("ED: 1\nES: 40\nNbFrame: 30\n", "outside 1..30"),
+        ("ED 1\n", "expected 'Key: value'"),
+    ],
 )
 def test_info_cfg_errors_name_the_file(tmp_path, text, match):
     cfg = tmp_path / "Info.cfg"

@@ -48,8 +48,11 @@ def test_learn2reg_json(oasis_demo, tmp_path):
     for k, s in enumerate(oasis_subjects(oasis_demo)[:2]):
         os.symlink(s["image"], images / f"OASIS_{k:04d}_0000.nii.gz")
         os.symlink(s["label"], labels / f"OASIS_{k:04d}_0000.nii.gz")
-    spec = {"registration_val": [{"fixed": "./imagesTr/OASIS_0000_0000.nii.gz",
-                                  "moving": "./imagesTr/OASIS_0001_0000.nii.gz"}]}
+    spec = {
+        "registration_val": [
+            {"fixed": "./imagesTr/OASIS_0000_0000.nii.gz", "moving": "./imagesTr/OASIS_0001_0000.nii.gz"}
+        ]
+    }
     (tmp_path / "OASIS_dataset.json").write_text(json.dumps(spec))
     pair = learn2reg_pairs(str(tmp_path / "OASIS_dataset.json"))[0]
     assert pair["fixed_label"] == str(labels / "OASIS_0000_0000.nii.gz")
@@ -65,8 +68,14 @@ def test_multimodal_datalist(oasis_demo):
 
 
 def test_datalist_errors_name_the_json_and_the_entry(oasis_demo, tmp_path):
-    spec = {"training": [{"fixed": os.path.join(oasis_demo, "OASIS_OAS1_0001_MR1", "aligned_norm.nii.gz"),
-                          "moving": "missing.nii.gz"}]}
+    spec = {
+        "training": [
+            {
+                "fixed": os.path.join(oasis_demo, "OASIS_OAS1_0001_MR1", "aligned_norm.nii.gz"),
+                "moving": "missing.nii.gz",
+            }
+        ]
+    }
     path = tmp_path / "list.json"
     path.write_text(json.dumps(spec))
     with pytest.raises(DataError, match=r"list.json: training\[0\]\['moving'\]: .*missing.nii.gz: file not found"):

@@ -22,8 +22,11 @@ def test_same_seed_gives_identical_files_other_seed_differs(tmp_path):
     assert files == _all_files(tmp_path / "b")
     for f in files:
         assert filecmp.cmp(tmp_path / "a" / f, tmp_path / "b" / f, shallow=False), f
-    assert not filecmp.cmp(tmp_path / "a" / "oasis" / "OASIS_OAS1_0001_MR1" / "aligned_norm.nii.gz",
-                           tmp_path / "c" / "oasis" / "OASIS_OAS1_0001_MR1" / "aligned_norm.nii.gz", shallow=False)
+    assert not filecmp.cmp(
+        tmp_path / "a" / "oasis" / "OASIS_OAS1_0001_MR1" / "aligned_norm.nii.gz",
+        tmp_path / "c" / "oasis" / "OASIS_OAS1_0001_MR1" / "aligned_norm.nii.gz",
+        shallow=False,
+    )
 
 
 def _labels(path):
@@ -32,8 +35,10 @@ def _labels(path):
 
 def test_acdc_identity_dice_like_the_real_data(acdc_demo):
     # ACDC's initial (identity) Dice between ED and ES is ~0.64-0.69 in the papers
-    dice = [dice_per_label(_labels(p["moving_label"]), _labels(p["fixed_label"]), [1, 2, 3]).mean().item()
-            for p in acdc_pairs(acdc_demo, "training", "acdc")]
+    dice = [
+        dice_per_label(_labels(p["moving_label"]), _labels(p["fixed_label"]), [1, 2, 3]).mean().item()
+        for p in acdc_pairs(acdc_demo, "training", "acdc")
+    ]
     assert 0.55 <= float(np.mean(dice)) <= 0.75
     assert max(dice) < 0.9  # every subject really moves
 

@@ -15,8 +15,14 @@ def test_augmentation_applies_the_same_flip_and_swap_to_images_and_labels():
     aug.set_random_state(0)
     seen = set()
     for _ in range(80):
-        d = aug({"moving": pattern.clone(), "fixed": pattern.clone() + 1000, "moving_label": pattern.clone(),
-                 "fixed_label": pattern.clone() + 1000})
+        d = aug(
+            {
+                "moving": pattern.clone(),
+                "fixed": pattern.clone() + 1000,
+                "moving_label": pattern.clone(),
+                "fixed_label": pattern.clone() + 1000,
+            }
+        )
         assert torch.equal(d["moving"], d["moving_label"])
         assert torch.equal(d["fixed"], d["fixed_label"])
         assert torch.equal(d["fixed"] - 1000, d["moving"])
@@ -38,8 +44,9 @@ def test_select_mid_ventricular_slice(acdc_demo):
     volume = pair_transforms(pixdim=(1.5, 1.5, 3.15), spatial_size=(128, 128, 32))(pair)
     lv_slices = (volume["fixed_label"][0] == 3).any(0).any(0).nonzero().flatten()
     expected = int((lv_slices.min() + lv_slices.max()) // 2)
-    two_d = pair_transforms(pixdim=(1.5, 1.5, 3.15), spatial_size=(128, 128, 32),
-                            slice_2d={"index": "label", "label_value": 3})(pair)
+    two_d = pair_transforms(
+        pixdim=(1.5, 1.5, 3.15), spatial_size=(128, 128, 32), slice_2d={"index": "label", "label_value": 3}
+    )(pair)
     for key in ("moving", "fixed", "moving_label", "fixed_label"):
         assert two_d[key].shape == (1, 128, 128)
         assert torch.equal(two_d[key], volume[key][..., expected])

@@ -68,8 +68,9 @@ def test_non_monotone_map_nmi_peaks_at_alignment_lncc_does_not():
     at any shift (a difference below 0.01, as between unrelated images).
     """
     g = torch.Generator().manual_seed(0)
-    a = 0.1 + 0.35 * F.interpolate(torch.rand(1, 1, 6, 6, generator=g), size=(64, 64), mode="bicubic",
-                                   align_corners=True).clamp(0, 1)
+    a = 0.1 + 0.35 * F.interpolate(
+        torch.rand(1, 1, 6, 6, generator=g), size=(64, 64), mode="bicubic", align_corners=True
+    ).clamp(0, 1)
     n = torch.where(torch.rand(1, 1, 64, 64, generator=g) < 0.5, -1.0, 1.0)
     x = 0.5 + a * n
     y = 4 * (x - 0.5) ** 2
@@ -123,7 +124,11 @@ def test_batch_elements_are_independent():
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [({"num_bins": 1}, "num_bins"), ({"sample_ratio": 0.0}, "sample_ratio"), ({"intensity_range": (1, 0)}, "intensity_range")],
+    [
+        ({"num_bins": 1}, "num_bins"),
+        ({"sample_ratio": 0.0}, "sample_ratio"),
+        ({"intensity_range": (1, 0)}, "intensity_range"),
+    ],
 )
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -3,7 +3,14 @@ import math
 import pytest
 import torch
 
-from common.metrics import ACDC_GROUPS, LabelDiceMetric, dice_per_label, grouped_dice, hd95_per_label, labels_present_in_both
+from common.metrics import (
+    ACDC_GROUPS,
+    LabelDiceMetric,
+    dice_per_label,
+    grouped_dice,
+    hd95_per_label,
+    labels_present_in_both,
+)
 
 
 def boxes():

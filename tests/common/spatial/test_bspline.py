@@ -41,7 +41,7 @@ def test_linear_control_points_give_linear_field(spacing):
 
 
 def test_interpolates_a_single_control_point_with_the_bspline():
-    spacing, size = 4, (33,)
+    spacing = 4
     grid = control_grid_size((33, 33), spacing)
     cp = torch.zeros(1, 1, *grid)
     cp[0, 0, 3, 3] = 1.0  # control point (3, 3) sits at voxel (8, 8)

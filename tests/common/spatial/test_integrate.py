@@ -88,7 +88,6 @@ def test_tvf_inverse_from_negated_reversed_fields():
 
 def test_rotation_svf_gives_rotation():
     # v(p) = W (p - c) with W skew-symmetric: exp(v) is a rotation by theta about c
-    size = (41, 41)
     theta = 0.2
     c = 20.0
     i, j = torch.meshgrid(torch.arange(41.0), torch.arange(41.0), indexing="ij")
