@@ -5,7 +5,7 @@ import os
 import pytest
 import torch
 
-from .helpers import copy_bundle, monai_bundle, summary
+from .helpers import copy_bundle, monai_bundle, summary, verify_and_export
 
 pytestmark = pytest.mark.slow
 
@@ -26,18 +26,6 @@ def test_quick_training_beats_identity_without_folding(trained, brain_demo):
 
 
 def test_network_contract_and_torchscript_export(trained, tmp_path):
-    monai_bundle("verify_net_in_out", ["inference.json"], trained, "network_def", device="cpu")
-    ts = str(tmp_path / "model.ts")
-    monai_bundle(
-        "ckpt_export",
-        ["inference.json"],
-        trained,
-        "network_def",
-        filepath=ts,
-        ckpt_file=os.path.join(trained, "models", "model.pt"),
-        use_trace="True",
-        input_shape=[1, 2, 48, 48, 64],
-        image_size=[48, 48, 64],
-    )
+    ts = verify_and_export(trained, tmp_path, [1, 2, 48, 48, 64], image_size=[48, 48, 64])
     x = torch.rand(1, 2, 48, 48, 64)
     assert torch.jit.load(ts)(x).shape == (1, 3, 48, 48, 64)

@@ -9,7 +9,7 @@ import torch
 
 from common.data import acdc_pairs
 
-from .helpers import copy_bundle, monai_bundle, summary
+from .helpers import copy_bundle, monai_bundle, summary, verify_and_export
 
 pytestmark = pytest.mark.slow
 
@@ -125,18 +125,7 @@ def test_bad_inference_input_is_refused_and_nothing_is_written(trained, acdc_dem
 
 
 def test_network_contract_and_torchscript_export(trained, tmp_path):
-    monai_bundle("verify_net_in_out", ["inference.json"], trained, "network_def", device="cpu")
-    ts = str(tmp_path / "model.ts")
-    monai_bundle(
-        "ckpt_export",
-        ["inference.json"],
-        trained,
-        "network_def",
-        filepath=ts,
-        ckpt_file=os.path.join(trained, "models", "model.pt"),
-        use_trace="True",
-        input_shape=[1, 2, 64, 64, 16],
-    )
+    ts = verify_and_export(trained, tmp_path, [1, 2, 64, 64, 16])
     scripted = torch.jit.load(ts)
     x = torch.rand(1, 2, 64, 64, 16)
     from monai.bundle import ConfigParser

@@ -12,51 +12,23 @@ def test_nmi_benchmark_prints_both_losses_and_small_errors(capsys):
     assert float(row[3]) < 1e-4 and float(row[6]) < 1e-4  # each loss agrees with its numpy reference
 
 
+def regzoo(*args: str) -> subprocess.CompletedProcess:
+    """The ``regzoo`` command as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "tools.cli", *args], capture_output=True, text=True)
+
+
 def test_regzoo_command_lists_subcommands():
-    result = subprocess.run([sys.executable, "-m", "tools.cli", "benchmark", "--help"], capture_output=True, text=True)
+    result = regzoo("benchmark", "--help")
     assert "nmi" in result.stdout + result.stderr
 
 
 def test_make_demo_data_command_refuses_foreign_folder(tmp_path):
     (tmp_path / "keep.txt").write_text("x")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tools.cli",
-            "make-demo-data",
-            "--kind",
-            "oasis",
-            "--out",
-            str(tmp_path),
-            "--subjects",
-            "2",
-            "--size",
-            "16,16,16",
-        ],
-        capture_output=True,
-        text=True,
-    )
+    small = ("--kind", "oasis", "--subjects", "2", "--size", "16,16,16")
+    result = regzoo("make-demo-data", "--out", str(tmp_path), *small)
     assert result.returncode == 2
     assert "not a regzoo demo folder" in result.stderr and "Traceback" not in result.stderr
     out = tmp_path / "demo"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tools.cli",
-            "make-demo-data",
-            "--kind",
-            "oasis",
-            "--out",
-            str(out),
-            "--subjects",
-            "2",
-            "--size",
-            "16,16,16",
-        ],
-        capture_output=True,
-        text=True,
-    )
+    result = regzoo("make-demo-data", "--out", str(out), *small)
     assert result.returncode == 0, result.stderr
     assert (out / "OASIS_OAS1_0002_MR1" / "aligned_seg35.nii.gz").exists()
