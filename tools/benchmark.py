@@ -6,6 +6,9 @@ just before the call (GPU: peak allocated memory), with each loss's value checke
 computation of the same formula.
 
 ``regzoo benchmark registration``: inference time of MIDIR and VoxelMorph against MONAI's VoxelMorph.
+
+``regzoo benchmark transmorph``: one training step of TransMorph-TVF (TransMorph-Large by default) at OASIS
+size, with and without gradient checkpointing, each in a fresh process (peak RSS or peak CUDA memory).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import time
 
 import numpy as np
 
-__all__ = ["nmi", "registration"]
+__all__ = ["nmi", "registration", "transmorph"]
 
 _SIZES = ((128, 128, 32), (160, 192, 224))
 
@@ -216,3 +219,64 @@ def registration(device: str = "cpu", repeats: int = 3, cps: int = 2) -> None:
         f"mean of {repeats} after a warm-up; paper: MIDIR's published figure on its hardware"
     )
     print("\n".join([title, "size | network | seconds | paper seconds", "---|---|---|---", *rows]))
+
+
+def _transmorph_step(args):
+    """Run in a fresh process: seconds and peak MiB of forward + backward + Adam step (NCC-free MSE loss)."""
+    size, device, preset, time_steps, checkpoint, repeats = args
+    import torch
+
+    from common import networks
+
+    torch.manual_seed(0)
+    net = networks.TransMorph(3, **getattr(networks, preset), time_steps=time_steps, use_checkpoint=checkpoint)
+    net = net.to(device).train()
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
+    x = torch.rand(1, 2, *size, device=device)
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        net(x, outputs=True)["ddf"].square().mean().backward()
+        optimizer.step()
+
+    step()  # warm-up: allocates Adam's state, so the peak below is the steady-state step
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    else:
+        _reset_peak_rss()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        step()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        peak = _status_mib("VmHWM")
+    params = sum(p.numel() for p in net.parameters()) / 1e6
+    return (time.perf_counter() - start) / repeats, peak, params
+
+
+def transmorph(
+    size=(160, 192, 224), device: str = "cpu", preset: str = "TRANSMORPH_LARGE", time_steps: int = 8, repeats: int = 1
+) -> None:
+    """Print seconds and peak memory of one TransMorph-TVF training step, without and with gradient
+    checkpointing (the ``use_checkpoint`` option), each in a fresh process. Peak memory is the whole process
+    (model, Adam state, activations): peak RSS on CPU, peak allocated CUDA memory on a GPU."""
+    size = tuple(int(n) for n in size)
+    ctx = multiprocessing.get_context("spawn")
+    rows = []
+    for checkpoint in (False, True):
+        with ctx.Pool(1) as pool:
+            seconds, peak, params = pool.apply(
+                _transmorph_step, ((size, device, preset, int(time_steps), checkpoint, int(repeats)),)
+            )
+        rows.append(f"{'on' if checkpoint else 'off'} | {seconds:.2f} | {peak:.0f}")
+    import torch
+
+    title = (
+        f"TransMorph-TVF training step ({preset}, {params:.1f} M parameters, {time_steps} time steps), "
+        f"{'x'.join(map(str, size))}, batch 1, {device}, {torch.get_num_threads()} threads, mean of {repeats} "
+        "after a warm-up step"
+    )
+    print("\n".join([title, "gradient checkpointing | seconds per step | peak MiB", "---|---|---", *rows]))

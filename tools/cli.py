@@ -10,6 +10,7 @@ from common.data.files import DataError
 from common.data.phantoms import ensure_demo_data
 
 from . import benchmark
+from .register import register
 
 
 def make_demo_data(
@@ -35,8 +36,13 @@ def main() -> None:
     try:
         fire.Fire(
             {
-                "benchmark": {"nmi": benchmark.nmi, "registration": benchmark.registration},
+                "benchmark": {
+                    "nmi": benchmark.nmi,
+                    "registration": benchmark.registration,
+                    "transmorph": benchmark.transmorph,
+                },
                 "make-demo-data": make_demo_data,
+                "register": register,
             },
             name="regzoo",
         )

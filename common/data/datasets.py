@@ -17,6 +17,9 @@ class RandomPairDataset(Randomizable, Dataset):
     each pair then gets ``{"fixed", "moving", "fixed_label", "moving_label"}`` and the random
     ``pair_transform`` (augmentation, identical for the whole pair). ``pairs_per_epoch`` sets the
     length (default: one pair per subject). Call ``set_random_state(seed)`` for reproducible draws.
+
+    ``bidirectional=True`` doubles the length: item ``2k + 1`` is item ``2k`` with moving and fixed swapped,
+    so a loader without shuffling gives the published TransMorph training (x -> y, then y -> x).
     """
 
     def __init__(
@@ -27,6 +30,7 @@ class RandomPairDataset(Randomizable, Dataset):
         pairs_per_epoch: int | None = None,
         cache: bool = True,
         seed: int = 0,
+        bidirectional: bool = False,
     ) -> None:
         if len(subjects) < 2:
             raise ValueError(f"random inter-subject pairs need at least 2 subjects, got {len(subjects)}")
@@ -37,7 +41,9 @@ class RandomPairDataset(Randomizable, Dataset):
             else Dataset(self.subjects, subject_transform)
         )
         self.pair_transform = pair_transform
-        self.length = int(pairs_per_epoch or len(self.subjects))
+        self.bidirectional = bool(bidirectional)
+        self.length = int(pairs_per_epoch or len(self.subjects)) * (2 if self.bidirectional else 1)
+        self._last: tuple[int, int, int] | None = None
         Dataset.__init__(self, data=list(range(self.length)))
         self.set_random_state(seed)
 
@@ -47,10 +53,19 @@ class RandomPairDataset(Randomizable, Dataset):
     def __len__(self) -> int:
         return self.length
 
-    def _transform(self, index: int) -> dict:
+    def _draw(self, index: int) -> tuple[int, int]:
         fixed_index = index % len(self.subjects)
         self.randomize()
-        moving_index = self._other + (self._other >= fixed_index)  # any subject but the fixed one
+        return fixed_index, self._other + (self._other >= fixed_index)  # any subject but the fixed one
+
+    def _transform(self, index: int) -> dict:
+        if not self.bidirectional:
+            fixed_index, moving_index = self._draw(index)
+        elif index % 2 == 0 or self._last is None or self._last[0] != index // 2:
+            fixed_index, moving_index = self._draw(index // 2)
+            self._last = (index // 2, fixed_index, moving_index)
+        else:
+            moving_index, fixed_index = self._last[1:]
         fixed, moving = self.loaded[fixed_index], self.loaded[moving_index]
         pair = {
             "fixed": fixed["image"],

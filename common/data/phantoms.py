@@ -29,11 +29,12 @@ import torch
 import torch.nn.functional as F
 
 from ..spatial.integrate import integrate_svf
+from .splits import split_by_fraction
 
 __all__ = ["write_acdc_phantoms", "write_oasis_phantoms", "make_demo_data", "ensure_demo_data", "OASIS_PHANTOM_LABELS"]
 
 _GZ_LEVEL = 1  # fast compression: the phantoms are regenerated, not archived
-PHANTOM_VERSION = 2  # bump when the phantoms change: demo folders of another version are regenerated
+PHANTOM_VERSION = 3  # bump when the phantoms change: demo folders of another version are regenerated
 
 
 def _save(array: np.ndarray, affine: np.ndarray, path: str, dtype) -> None:
@@ -361,13 +362,44 @@ def _brain_subject(rng: np.random.Generator, size, template: bool = False):
     return labels, volumes[0], volumes[1]
 
 
+def _write_multimodal_datalist(out: str, names: list[str], validation: float = 0.15, testing: float = 0.25) -> None:
+    """``<out>/dataset_multimodal.json``: every ordered pair (fixed T1w of one subject, moving T2w of another)
+    within each part of the subject split the brain configs use (``oasis_split`` with the same fractions), so
+    the multi-modal and the T1w-T1w configs hold out the same subjects."""
+    try:
+        parts = split_by_fraction(names, validation, testing)
+    except ValueError:  # too few subjects to hold any out: every pair is a training pair
+        parts = {"training": names, "validation": [], "testing": []}
+
+    def pairs(subjects):
+        return [
+            {
+                "fixed": f"{f}/aligned_norm.nii.gz",
+                "moving": f"{m}/aligned_norm_t2.nii.gz",
+                "fixed_label": f"{f}/aligned_seg35.nii.gz",
+                "moving_label": f"{m}/aligned_seg35.nii.gz",
+            }
+            for f in subjects
+            for m in subjects
+            if f != m
+        ]
+
+    spec = {
+        "description": "regzoo multi-modal phantom pairs: fixed T1w-like, moving T2w-like of another subject",
+        "labels": {str(k): v for k, v in OASIS_PHANTOM_LABELS.items()},
+        **{part: pairs(subjects) for part, subjects in parts.items()},
+    }
+    with open(os.path.join(out, "dataset_multimodal.json"), "w", encoding="utf-8") as f:
+        json.dump(spec, f, indent=1)
+
+
 def write_oasis_phantoms(
     out: str, subjects: int = 10, seed: int = 0, size=(80, 96, 112), t2: bool = False
 ) -> list[str]:
     """Write ``subjects`` brain phantoms as ``<out>/OASIS_OAS1_NNNN_MR1/aligned_norm.nii.gz`` +
     ``aligned_seg35.nii.gz`` (and ``aligned_norm_t2.nii.gz`` with ``t2``), spacing ``160 / size[0]`` mm so the
     field of view is OASIS's. Default size is half of OASIS's 160 x 192 x 224 (2 mm), for CPU demos.
-    With ``t2``, also ``<out>/dataset_multimodal.json``: fixed T1w of subject i, moving T2w of subject i + 1.
+    With ``t2``, also ``<out>/dataset_multimodal.json`` (see :func:`_write_multimodal_datalist`).
     """
     size = tuple(int(n) for n in size)
     spacing = 160.0 / size[0]
@@ -385,26 +417,7 @@ def write_oasis_phantoms(
             _save(t2_img.numpy(), affine, os.path.join(folder, "aligned_norm_t2.nii.gz"), np.float32)
         folders.append(folder)
     if t2:
-        names = [os.path.basename(f) for f in folders]
-        pairs = [
-            {
-                "fixed": f"{names[i]}/aligned_norm.nii.gz",
-                "moving": f"{names[i + 1]}/aligned_norm_t2.nii.gz",
-                "fixed_label": f"{names[i]}/aligned_seg35.nii.gz",
-                "moving_label": f"{names[i + 1]}/aligned_seg35.nii.gz",
-            }
-            for i in range(len(names) - 1)
-        ]
-        n_test = max(1, len(pairs) // 5)
-        spec = {
-            "description": "regzoo multi-modal phantom pairs: fixed T1w-like, moving T2w-like",
-            "labels": {str(k): v for k, v in OASIS_PHANTOM_LABELS.items()},
-            "training": pairs[: len(pairs) - 2 * n_test],
-            "validation": pairs[len(pairs) - 2 * n_test : -n_test],
-            "testing": pairs[-n_test:],
-        }
-        with open(os.path.join(out, "dataset_multimodal.json"), "w", encoding="utf-8") as f:
-            json.dump(spec, f, indent=1)
+        _write_multimodal_datalist(out, [os.path.basename(f) for f in folders])
     return folders
 
 

@@ -66,7 +66,8 @@ def _affine(image, index: int) -> np.ndarray:
 
 class RegistrationWriter:
     """Write per pair, on the fixed image's grid and affine: ``warped.nii.gz`` (moving image), ``warped_label.nii.gz``
-    (nearest), ``ddf.nii.gz`` (voxel units, channel last ``(*spatial, ndim)``), ``jacobian.nii.gz`` (det J).
+    (nearest), ``ddf.nii.gz`` (voxel units, channel last ``(*spatial, ndim)``), ``jacobian.nii.gz`` (det J), and
+    ``inverse_ddf.nii.gz`` when the postprocessing computed an inverse.
 
     Each pair's folder ``<output_dir>/<pair id>/`` is written to a temporary folder and moved into place when
     complete. An existing pair folder is never replaced unless ``overwrite=True``.
@@ -76,7 +77,7 @@ class RegistrationWriter:
         self,
         output_dir: str,
         overwrite: bool = False,
-        outputs: Sequence[str] = ("warped", "warped_label", "ddf", "jacobian"),
+        outputs: Sequence[str] = ("warped", "warped_label", "ddf", "jacobian", "inverse_ddf"),
     ) -> None:
         self.output_dir, self.overwrite, self.outputs = output_dir, overwrite, tuple(outputs)
 
@@ -99,6 +100,7 @@ class RegistrationWriter:
                 "warped_label": out["warped_label"][b, 0].round().to(torch.int16) if "warped_label" in out else None,
                 "ddf": out["pred"][b].movedim(0, -1),
                 "jacobian": out["jacobian"][b, 0],
+                "inverse_ddf": out["inverse_ddf"][b].movedim(0, -1) if "inverse_ddf" in out else None,
             }
             for key in self.outputs:
                 if volumes.get(key) is not None:
@@ -124,7 +126,7 @@ class RegistrationMetricsTable:
     Columns: Dice per label (``labels``, or the labels present in both maps when ``None``) and their mean,
     grouped Dice (``groups``, e.g. ACDC's), the identity transform's mean Dice (``dice_initial``), mean HD95
     in mm (fixed image spacing), NJD%, folding ratio, std det J, SDlogJ (plain and Learn2Reg 2021),
-    mean |grad det J|, and network seconds per pair.
+    mean |grad det J|, network seconds per pair, and the inverse's error in voxels when it was computed.
     """
 
     def __init__(
@@ -178,6 +180,8 @@ class RegistrationMetricsTable:
                     "seconds": float(out["seconds"]),
                 }
             )
+            if "inverse_error" in out:
+                row["inverse_error_vox"] = float(out["inverse_error"][b])
             self.rows.append(row)
 
     def summary(self) -> dict[str, tuple[float, float]]:

@@ -22,7 +22,8 @@ class RegistrationLoss(nn.Module):
     Args:
         image_loss: e.g. ``LNCCLoss``, ``ParzenNMILoss``, ``torch.nn.MSELoss``; called ``(warped, fixed)``.
         regulariser: called on ``pred[reg_on]``; ``reg_on="outputs"`` passes the whole dict (``KLPriorLoss``).
-        reg_on: ``"ddf"`` or ``"velocity"`` (MIDIR, VoxelMorph-diff regularise the velocity) or ``"outputs"``.
+        reg_on: ``"ddf"``, ``"velocity"`` (MIDIR, VoxelMorph-diff regularise the velocity), ``"velocities"``
+            (the list of a time-dependent velocity field: TransMorph-TVF LDDMM) or ``"outputs"``.
         label_loss: e.g. ``SoftDiceLoss`` on one-hot maps with ``num_classes`` classes.
     The last call's terms are kept in ``self.terms`` (floats) for logging.
     """
@@ -39,8 +40,8 @@ class RegistrationLoss(nn.Module):
         num_classes: int | None = None,
     ) -> None:
         super().__init__()
-        if reg_on not in ("ddf", "velocity", "outputs"):
-            raise ValueError(f"reg_on must be 'ddf', 'velocity' or 'outputs', got {reg_on!r}")
+        if reg_on not in ("ddf", "velocity", "velocities", "outputs"):
+            raise ValueError(f"reg_on must be 'ddf', 'velocity', 'velocities' or 'outputs', got {reg_on!r}")
         if label_loss is not None and not num_classes:
             raise ValueError("label_loss needs num_classes (background included)")
         self.image_loss, self.regulariser, self.label_loss = image_loss, regulariser, label_loss

@@ -6,6 +6,7 @@ import time
 
 import torch
 
+from ..spatial.integrate import compose
 from ..spatial.jacobian import jacobian_determinant
 from ..spatial.warp import sample_displaced
 
@@ -32,10 +33,21 @@ class TimedInferer:
 class WarpOutputs:
     """MONAI postprocessing on ``{**batch, **output}`` (``decollate=False``): from the predicted DDF (``pred``) adds
     ``warped`` (moving image, bilinear), ``warped_label`` (moving labels, nearest), ``jacobian`` (det J) and
-    ``seconds`` (from a :class:`TimedInferer`)."""
+    ``seconds`` (from a :class:`TimedInferer`).
 
-    def __init__(self, inferer: TimedInferer | None = None) -> None:
-        self.inferer = inferer
+    ``inverse="network"`` also adds ``inverse_ddf`` from ``network.invert(inputs)`` (methods with a true inverse,
+    e.g. TransMorph-TVF), ``inverse="negate"`` the first-order ``-ddf`` (VoxelMorph's ``Id - u``); both add
+    ``inverse_error``: per pair, the mean over the fixed grid of ``|phi(phi^-1(p)) - p|`` in voxels.
+    """
+
+    def __init__(self, inferer: TimedInferer | None = None, inverse: str | None = None, network=None) -> None:
+        if inverse not in (None, "network", "negate"):
+            raise ValueError(f"inverse must be None, 'network' or 'negate', got {inverse!r}")
+        if inverse == "network" and not callable(getattr(network, "invert", None)):
+            raise ValueError(
+                f"inverse='network' needs a network with an invert(x) method, got {type(network).__name__}"
+            )
+        self.inferer, self.inverse, self.network = inferer, inverse, network
 
     def __call__(self, data: dict) -> dict:
         ddf, targets = data["pred"], data["label"]
@@ -44,5 +56,10 @@ class WarpOutputs:
             data["warped_label"] = sample_displaced(targets["moving_label"], ddf, mode="nearest", padding_mode="zeros")
             data["target_label"] = targets["fixed_label"]
         data["jacobian"] = jacobian_determinant(ddf)
+        if self.inverse is not None:
+            with torch.no_grad():
+                inverse = -ddf if self.inverse == "negate" else self.network.invert(data["image"])
+            data["inverse_ddf"] = inverse
+            data["inverse_error"] = compose(ddf, inverse).norm(dim=1).flatten(1).mean(1)
         data["seconds"] = self.inferer.seconds / ddf.shape[0] if self.inferer is not None else float("nan")
         return data

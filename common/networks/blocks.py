@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-__all__ = ["conv_block", "flow_head"]
+__all__ = ["conv_block", "conv_norm_act", "flow_head"]
 
 
 def _conv(spatial_dims: int):
@@ -29,3 +29,11 @@ def flow_head(spatial_dims: int, in_channels: int, out_channels: int | None = No
     nn.init.normal_(conv.weight, 0.0, std)
     nn.init.zeros_(conv.bias)
     return conv
+
+
+def conv_norm_act(spatial_dims: int, in_channels: int, out_channels: int) -> nn.Module:
+    """3x3(x3) convolution without bias, InstanceNorm, LeakyReLU(0.01): TransMorph's decoder unit."""
+    norm = nn.InstanceNorm2d if spatial_dims == 2 else nn.InstanceNorm3d
+    return nn.Sequential(
+        _conv(spatial_dims)(in_channels, out_channels, 3, padding=1, bias=False), norm(out_channels), nn.LeakyReLU(0.01)
+    )

@@ -14,7 +14,7 @@ import torch
 from .checks import check_field
 from .warp import sample_displaced
 
-__all__ = ["compose", "integrate_svf", "invert_svf", "integrate_tvf"]
+__all__ = ["compose", "integrate_svf", "invert_svf", "integrate_tvf", "invert_displacement", "tvf_step"]
 
 
 def _compose(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -51,6 +51,18 @@ def integrate_svf(velocity: torch.Tensor, steps: int = 7) -> torch.Tensor:
     return ddf
 
 
+def invert_displacement(ddf: torch.Tensor, iterations: int = 5) -> torch.Tensor:
+    """DDF of the inverse of ``p -> p + ddf(p)`` by the fixed-point iteration ``w <- -ddf(p + w(p))`` from
+    ``w = -ddf`` (``iterations=0`` returns ``-ddf``, the first-order inverse). Converges where the
+    transform is a small deformation (|grad ddf| < 1), as each step of a time-dependent velocity field."""
+    check_field(ddf, "ddf")
+    _check_steps(iterations)
+    inverse = -ddf
+    for _ in range(iterations):
+        inverse = -sample_displaced(ddf, inverse, mode="bilinear", padding_mode="border")
+    return inverse
+
+
 def invert_svf(velocity: torch.Tensor, steps: int = 7) -> torch.Tensor:
     """DDF of the inverse transform of ``exp(velocity)``: ``exp(-velocity)``."""
     return integrate_svf(-velocity, steps=steps)
@@ -84,14 +96,24 @@ def integrate_tvf(velocities: Sequence[torch.Tensor] | torch.Tensor, mode: str =
                 f"all velocities must have the same shape, velocities[0] is {tuple(velocities[0].shape)} "
                 f"and velocities[{t}] is {tuple(v.shape)}"
             )
-    if mode == "compose":
-        ddf = velocities[0]
-        for v in velocities[1:]:
-            ddf = _compose(ddf, v)
-        return ddf
+    _check_mode(mode)
+    ddf = None
+    for v in velocities:
+        ddf = tvf_step(ddf, v, mode)
+    return ddf
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in ("compose", "self"):
+        raise ValueError(f"mode must be 'compose' or 'self', got {mode!r}")
+
+
+def tvf_step(ddf: torch.Tensor | None, velocity: torch.Tensor, mode: str = "compose") -> torch.Tensor:
+    """One step of :func:`integrate_tvf`: the running DDF ``ddf`` (``None`` before the first step) updated by
+    the velocity of this step, ``ddf after velocity`` (``"compose"``) or ``ddf + velocity(p + velocity(p))``
+    (``"self"``). Networks that need the running transform between steps (TransMorph-TVF) call this."""
+    _check_mode(mode)
     if mode == "self":
-        ddf = torch.zeros_like(velocities[0])
-        for v in velocities:
-            ddf = ddf + sample_displaced(v, v, mode="bilinear", padding_mode="border")
-        return ddf
-    raise ValueError(f"mode must be 'compose' or 'self', got {mode!r}")
+        step = sample_displaced(velocity, velocity, mode="bilinear", padding_mode="border")
+        return step if ddf is None else ddf + step
+    return velocity if ddf is None else _compose(ddf, velocity)

@@ -59,12 +59,10 @@ def sample_displaced(
 
     ``image`` may have batch size 1 with a batched ``ddf`` (the image is broadcast).
     """
-    ndim = ddf.shape[1]
     size = ddf.shape[2:]
     # voxel displacement -> normalised units (align_corners=True), reversed to grid_sample's (x, y, z) order
     scale = torch.tensor([2.0 / max(n - 1, 1) for n in reversed(size)], device=ddf.device, dtype=ddf.dtype)
-    reverse = list(range(ndim - 1, -1, -1))
-    grid = torch.addcmul(_normalised_identity(size, ddf.device, ddf.dtype), ddf.movedim(1, -1)[..., reverse], scale)
+    grid = torch.addcmul(_normalised_identity(size, ddf.device, ddf.dtype), ddf.flip(1).movedim(1, -1), scale)
     if image.shape[0] == 1 and ddf.shape[0] > 1:
         image = image.expand(ddf.shape[0], *image.shape[1:])
     if image.dtype != grid.dtype:

@@ -59,12 +59,23 @@ def summary(path: str) -> dict:
         return {k: v["mean"] for k, v in json.load(f).items()}
 
 
-def verify_and_export(root: str, tmp_path, input_shape: list[int], **overrides) -> str:
+def verify_and_export(
+    root: str, tmp_path, input_shape: list[int], configs: tuple[str, ...] = ("inference.json",), **overrides
+) -> str:
     """``verify_net_in_out`` on the inference ``network_def``, then ``ckpt_export`` (traced) of the trained
     ``models/model.pt``; returns the TorchScript file."""
-    monai_bundle("verify_net_in_out", ["inference.json"], root, "network_def", device="cpu")
+    configs = list(configs)
+    monai_bundle("verify_net_in_out", configs, root, "network_def", device="cpu")
     ts = os.path.join(str(tmp_path), "model.ts")
-    monai_bundle("ckpt_export", ["inference.json"], root, "network_def", filepath=ts,
-                 ckpt_file=os.path.join(root, "models", "model.pt"), use_trace="True", input_shape=input_shape,
-                 **overrides)
+    monai_bundle(
+        "ckpt_export",
+        configs,
+        root,
+        "network_def",
+        filepath=ts,
+        ckpt_file=os.path.join(root, "models", "model.pt"),
+        use_trace="True",
+        input_shape=input_shape,
+        **overrides,
+    )
     return ts

@@ -15,11 +15,17 @@ VARIANTS = [
     ("voxelmorph", ["train.json", "train_oasis.json"], "brain", "reg"),
     ("midir", ["train.json", "brain_nmi.json", "quick.json"], "brain", "reg"),
     ("midir", ["train.json", "multimodal.json", "quick.json"], "brain", "reg"),
+    ("midir", ["train.json", "multimodal.json", "multimodal_lncc.json", "quick.json"], "brain", "reg"),
     ("midir", ["train.json", "cardiac2d.json"], "acdc", "reg"),
+    ("transmorph_tvf", ["train.json", "lddmm.json", "quick.json"], "brain", "reg"),
+    ("transmorph_tvf", ["train.json", "direct.json", "quick.json"], "brain", "label"),
+    ("transmorph_tvf", ["train.json", "brain2d.json", "quick.json"], "brain", "label"),
 ]
 
 
-@pytest.mark.parametrize("bundle, configs, data, term", VARIANTS, ids=[f"{b}:{c[1]}" for b, c, _, _ in VARIANTS])
+@pytest.mark.parametrize(
+    "bundle, configs, data, term", VARIANTS, ids=[f"{b}:{'+'.join(c[1:-1] or c[1:])}" for b, c, _, _ in VARIANTS]
+)
 def test_variant_trains_and_validates(bundle, configs, data, term, acdc_demo, brain_demo, tmp_path):
     root = copy_bundle(bundle, tmp_path)
     overrides = {"train#trainer#max_epochs": 1, "val_interval": 1, "pairs_per_epoch": 3}

@@ -1,0 +1,82 @@
+"""From voxel displacements on a network grid to physical transforms on the original images' grids.
+
+Affines are NIfTI/nibabel voxel-to-world matrices (4 x 4, world in RAS millimetres). A network DDF ``u`` on a
+grid maps voxel ``c`` of the *source* grid (affine ``S``) to voxel ``c + u(c)`` of the *target* grid (affine
+``T``; the two network grids share their voxel index space, e.g. fixed and moving after the same resampling and
+crop). Its physical transform is ``x -> T (S^-1 x + u(S^-1 x))`` and its physical displacement
+``d(x) = T (S^-1 x + u(S^-1 x)) - x`` (RAS, mm), evaluated here on any output grid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = ["sample_points", "voxel_points", "physical_displacement", "warp_physical", "RAS_TO_LPS"]
+
+#: RAS <-> LPS (ITK's physical convention): negate the first two world axes.
+RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0])
+
+
+def sample_points(
+    image: torch.Tensor, points: torch.Tensor, mode: str = "bilinear", padding_mode: str = "border"
+) -> torch.Tensor:
+    """``image`` (C, *size) sampled at continuous voxel coordinates ``points`` (ndim, *out) -> (C, *out)."""
+    size = image.shape[1:]
+    scale = torch.tensor([2.0 / max(n - 1, 1) for n in size], dtype=points.dtype, device=points.device)
+    grid = (points.movedim(0, -1) * scale - 1.0).flip(-1).unsqueeze(0).to(image.dtype)
+    out = F.grid_sample(image.unsqueeze(0), grid, mode=mode, padding_mode=padding_mode, align_corners=True)
+    return out[0]
+
+
+def voxel_points(shape: Sequence[int], dtype=torch.float64) -> torch.Tensor:
+    """Voxel coordinates of a grid, ``(ndim, *shape)``."""
+    axes = [torch.arange(n, dtype=dtype) for n in shape]
+    return torch.stack(torch.meshgrid(*axes, indexing="ij"))
+
+
+def _apply(affine: np.ndarray, points: torch.Tensor) -> torch.Tensor:
+    """Affine ``(ndim+1)^2`` applied to points ``(ndim, *shape)``."""
+    a = torch.as_tensor(affine, dtype=points.dtype)
+    ndim = points.shape[0]
+    flat = points.reshape(ndim, -1)
+    return (a[:ndim, :ndim] @ flat + a[:ndim, ndim:]).reshape(points.shape)
+
+
+def physical_displacement(
+    ddf: torch.Tensor,
+    source_affine: np.ndarray,
+    target_affine: np.ndarray,
+    out_affine: np.ndarray,
+    out_shape: Sequence[int],
+) -> torch.Tensor:
+    """Physical displacement ``d(x)`` (RAS mm, ``(ndim, *out_shape)``, float64) on the grid ``out_affine`` /
+    ``out_shape`` of the network DDF ``ddf`` (ndim, *net_shape) in voxels (module docstring). Outside the network
+    grid the DDF is continued by its border value."""
+    world = _apply(out_affine, voxel_points(out_shape))
+    source = _apply(np.linalg.inv(source_affine), world)
+    moved = source + sample_points(ddf.detach().to(torch.float64).cpu(), source, padding_mode="border")
+    return _apply(target_affine, moved) - world
+
+
+def warp_physical(
+    image: torch.Tensor,
+    image_affine: np.ndarray,
+    displacement: torch.Tensor,
+    out_affine: np.ndarray,
+    mode: str = "bilinear",
+) -> torch.Tensor:
+    """``image`` (C, *size) with ``image_affine`` resampled at ``x + d(x)`` for the points ``x`` of the grid
+    ``out_affine`` on which ``displacement`` (ndim, *out_shape, RAS mm) lives.
+
+    As ITK's resampling: the image covers its voxels' boxes (continuous indices -0.5 .. n - 0.5), inside which
+    interpolation replicates the border voxels; outside it the result is zero."""
+    world = _apply(out_affine, voxel_points(displacement.shape[1:])) + displacement
+    points = _apply(np.linalg.inv(image_affine), world)
+    out = sample_points(image.to(torch.float64), points, mode=mode, padding_mode="border")
+    size = torch.tensor(image.shape[1:], dtype=points.dtype).view(-1, *([1] * (points.ndim - 1)))
+    inside = ((points >= -0.5) & (points < size - 0.5)).all(0)
+    return out * inside
