@@ -20,7 +20,7 @@ def conv_block(spatial_dims: int, in_channels: int, out_channels: int, stride: i
     conv = _conv(spatial_dims)(in_channels, out_channels, 3, stride=stride, padding=1)
     nn.init.kaiming_normal_(conv.weight, a=0.2, nonlinearity="leaky_relu")
     nn.init.zeros_(conv.bias)
-    return nn.Sequential(conv, nn.LeakyReLU(0.2)) if act else conv
+    return nn.Sequential(conv, nn.LeakyReLU(0.2, inplace=True)) if act else conv
 
 
 def flow_head(spatial_dims: int, in_channels: int, out_channels: int | None = None, std: float = 1e-5) -> nn.Module:
@@ -35,5 +35,5 @@ def conv_norm_act(spatial_dims: int, in_channels: int, out_channels: int) -> nn.
     """3x3(x3) convolution without bias, InstanceNorm, LeakyReLU(0.01): TransMorph's decoder unit."""
     norm = nn.InstanceNorm2d if spatial_dims == 2 else nn.InstanceNorm3d
     return nn.Sequential(
-        _conv(spatial_dims)(in_channels, out_channels, 3, padding=1, bias=False), norm(out_channels), nn.LeakyReLU(0.01)
+        _conv(spatial_dims)(in_channels, out_channels, 3, padding=1, bias=False), norm(out_channels), nn.LeakyReLU(0.01, inplace=True)
     )
