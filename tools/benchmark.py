@@ -159,7 +159,8 @@ def nmi(sizes=_SIZES, device: str = "cpu", num_bins: int = 64, monai: bool = Tru
 
     title = (
         f"ParzenNMILoss vs MONAI GlobalMutualInformationLoss, {num_bins} bins, forward+backward, {device}, "
-        f"{torch.get_num_threads()} threads; abs err = absolute difference from a float64 numpy reference of the same formula"
+        f"{torch.get_num_threads()} threads; abs err = absolute difference from a float64 numpy reference "
+        "of the same formula"
     )
     table = "\n".join([title, header, "-" * len(header), *rows])
     print(table)

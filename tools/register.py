@@ -8,7 +8,8 @@ so every output has the fixed image's geometry:
 ``warped.nii.gz`` (moving image, linear), ``warped_label.nii.gz`` (nearest), ``ddf_itk.nii.gz`` +
 ``transform.h5`` (the fixed -> moving transform as an ITK displacement field, LPS millimetres: ITK, ANTs and
 3D Slicer read it), ``inverse_ddf_itk.nii.gz`` + ``inverse_transform.h5`` on the moving grid when the network
-has a true inverse (``invert``), ``jacobian.nii.gz`` (det J of the physical map) and ``metrics.json``.
+has a true inverse (``invert``), ``jacobian.nii.gz`` (det J of the physical map), ``metrics.json`` and, with
+``report``, ``report.png``.
 Results go to a temporary folder moved into place when complete; an existing output is never replaced without
 ``overwrite``.
 """
@@ -85,13 +86,13 @@ def _load_network(parser, device: str):
     return load_weights(network, parser.get_parsed_content("checkpoint"), device)
 
 
-def _register_pair(parser, network, pair: dict, out: str, device: str, overwrite: bool) -> dict:
+def _register_pair(parser, network, pair: dict, out: str, device: str, overwrite: bool, report: bool = False) -> dict:
     """Register one pair ``{"fixed", "moving", "fixed_label"?, "moving_label"?}`` (file paths) into ``out``."""
     import nibabel as nib
     import numpy as np
     import torch
 
-    from common.export import write_itk_displacement
+    from common.export import registration_report, write_itk_displacement
     from common.metrics import dice_per_label, labels_present_in_both, regularity_metrics
     from common.spatial import jacobian_determinant, physical_displacement, warp_physical
 
@@ -147,6 +148,17 @@ def _register_pair(parser, network, pair: dict, out: str, device: str, overwrite
         write_itk_displacement(
             d_inv, moving_affine, os.path.join(tmp, "inverse_ddf_itk.nii.gz"), os.path.join(tmp, "inverse_transform.h5")
         )
+    if report:
+        before = warp_physical(moving_image, moving_affine, torch.zeros_like(d), fixed_affine)[0]
+        registration_report(
+            os.path.join(tmp, "report.png"),
+            fixed_image[0].numpy(),
+            before.numpy(),
+            outputs["warped"][0].numpy(),
+            voxel_ddf[0].numpy(),
+            outputs["jacobian"][0].numpy(),
+            title=_pair_name(pair).replace("__", "  <-  "),
+        )
     with open(os.path.join(tmp, "metrics.json"), "w", encoding="utf-8") as f:
         json.dump(metrics, f, indent=1)
     if os.path.isdir(out):
@@ -189,6 +201,7 @@ def register(
     configs=None,
     device: str = "cpu",
     overwrite: bool = False,
+    report: bool = False,
 ) -> None:
     """Register ``moving`` to ``fixed`` (3D NIfTI files) with ``bundle``'s trained network, or every pair of a
     datalist JSON, writing the outputs listed in the module docstring to ``out`` and printing the metrics.
@@ -202,6 +215,8 @@ def register(
         configs: extra configs of the bundle stacked on ``inference.json`` (e.g. ``quick.json``).
         checkpoint: weights (default: the bundle's ``models/model.pt``).
         overwrite: replace existing outputs (default: refuse, or skip in batch mode).
+        report: also write ``report.png`` (``common.export.registration_report``: images, differences before /
+            after, checkerboard, deformation grid, det J with folds in red).
     """
     overrides = {"device": f"$torch.device('{device}')"}
     if checkpoint is not None:
@@ -213,7 +228,7 @@ def register(
         parser = _parser(bundle, configs, overrides)
         network = _load_network(parser, device)
         pair = {"fixed": fixed, "moving": moving, "moving_label": moving_label, "fixed_label": fixed_label}
-        metrics = _register_pair(parser, network, pair, out, device, overwrite)
+        metrics = _register_pair(parser, network, pair, out, device, overwrite, report)
         print(json.dumps({"bundle": bundle, **{k: v for k, v in metrics.items() if k != "dice"}}, indent=1))
         return
     from tqdm import tqdm
@@ -233,6 +248,7 @@ def register(
             with open(done, encoding="utf-8") as f:
                 rows.append({"pair": os.path.basename(folder), **json.load(f)})
             continue
-        rows.append({"pair": os.path.basename(folder), **_register_pair(parser, network, pair, folder, device, True)})
+        metrics = _register_pair(parser, network, pair, folder, device, True, report)
+        rows.append({"pair": os.path.basename(folder), **metrics})
     _write_table(out, rows)
     print(f"{len(rows)} pairs registered with {bundle}; metrics in {os.path.join(out, 'metrics.csv')}")

@@ -35,5 +35,7 @@ def conv_norm_act(spatial_dims: int, in_channels: int, out_channels: int) -> nn.
     """3x3(x3) convolution without bias, InstanceNorm, LeakyReLU(0.01): TransMorph's decoder unit."""
     norm = nn.InstanceNorm2d if spatial_dims == 2 else nn.InstanceNorm3d
     return nn.Sequential(
-        _conv(spatial_dims)(in_channels, out_channels, 3, padding=1, bias=False), norm(out_channels), nn.LeakyReLU(0.01, inplace=True)
+        _conv(spatial_dims)(in_channels, out_channels, 3, padding=1, bias=False),
+        norm(out_channels),
+        nn.LeakyReLU(0.01, inplace=True),
     )

@@ -107,8 +107,10 @@ def test_outputs_on_the_fixed_grid_match_itk_applying_the_exported_transform(pai
         ckpt,
         "--out",
         str(out),
+        "--report",
     )
     assert result.returncode == 0, result.stderr
+    assert (out / "report.png").stat().st_size > 10_000
     fixed = nib.load(pair["fixed"])
     for name in ("warped", "warped_label", "jacobian"):
         image = nib.load(out / f"{name}.nii.gz")
