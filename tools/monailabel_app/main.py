@@ -1,0 +1,28 @@
+"""MONAI Label entry point: ``monailabel start_server --app tools/monailabel_app --studies DIR --conf bundle NAME
+[--conf checkpoint FILE] [--conf configs quick.json] [--conf atlas_image F --conf atlas_label L]``.
+
+Needs ``monailabel`` (not a regzoo dependency, see README.md); the infer task itself is
+:class:`tools.monailabel_app.infer.AtlasLabelPropagation`, tested without MONAI Label.
+"""
+
+from __future__ import annotations
+
+from monailabel.interfaces.app import MONAILabelApp
+
+from tools.monailabel_app.infer import AtlasLabelPropagation
+
+
+class RegZooApp(MONAILabelApp):
+    def __init__(self, app_dir, studies, conf):
+        self.task = AtlasLabelPropagation(
+            bundle=conf.get("bundle", "transmorph_tvf"),
+            checkpoint=conf.get("checkpoint"),
+            configs=conf.get("configs"),
+            atlas_image=conf.get("atlas_image"),
+            atlas_label=conf.get("atlas_label"),
+            device=conf.get("device", "cpu"),
+        )
+        super().__init__(app_dir=app_dir, studies=studies, conf=conf, name="regzoo", description=self.task.description)
+
+    def init_infers(self):
+        return {"atlas_propagation": self.task}
