@@ -21,6 +21,8 @@ import os
 import shutil
 import time
 
+from common.engines import check_output_dir
+
 __all__ = ["find_bundle", "register"]
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -50,13 +52,6 @@ def _parser(bundle: str, configs, overrides: dict):
     parser.read_config(files)
     parser.update({"bundle_root": folder, **overrides})
     return parser
-
-
-def _check_output(out: str, overwrite: bool) -> None:
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise ValueError(f"{out}: the output path is a file, not a folder")
-    if os.path.isdir(out) and os.listdir(out) and not overwrite:
-        raise FileExistsError(f"{out}: exists and is not empty; refusing to overwrite it (pass --overwrite)")
 
 
 def _load_original(path: str, what: str):
@@ -96,7 +91,7 @@ def _register_pair(parser, network, pair: dict, out: str, device: str, overwrite
     from common.metrics import dice_per_label, labels_present_in_both, regularity_metrics
     from common.spatial import jacobian_determinant, physical_displacement, warp_physical
 
-    _check_output(out, overwrite)
+    check_output_dir(out, overwrite)
     fixed_image, fixed_affine = _load_original(pair["fixed"], "the fixed image")
     moving_image, moving_affine = _load_original(pair["moving"], "the moving image")
     labels = {}
@@ -224,7 +219,7 @@ def register(
     if datalist is None:
         if fixed is None or moving is None:
             raise ValueError("give --fixed and --moving (one pair) or --datalist (a batch)")
-        _check_output(out, overwrite)
+        check_output_dir(out, overwrite)  # before loading the network: fail fast
         parser = _parser(bundle, configs, overrides)
         network = _load_network(parser, device)
         pair = {"fixed": fixed, "moving": moving, "moving_label": moving_label, "fixed_label": fixed_label}
@@ -236,8 +231,7 @@ def register(
     from common.data import load_datalist
 
     pairs = load_datalist(datalist, key)
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise ValueError(f"{out}: the output path is a file, not a folder")
+    check_output_dir(out, overwrite=True)  # a folder (or nothing yet); finished pairs inside are skipped
     parser = _parser(bundle, configs, overrides)
     network = _load_network(parser, device)
     rows = []

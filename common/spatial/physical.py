@@ -15,7 +15,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["sample_points", "voxel_points", "physical_displacement", "warp_physical", "RAS_TO_LPS"]
+from .warp import identity_grid
+
+__all__ = ["RAS_TO_LPS", "physical_displacement", "sample_points", "warp_physical"]
 
 #: RAS <-> LPS (ITK's physical convention): negate the first two world axes.
 RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0])
@@ -30,12 +32,6 @@ def sample_points(
     grid = (points.movedim(0, -1) * scale - 1.0).flip(-1).unsqueeze(0).to(image.dtype)
     out = F.grid_sample(image.unsqueeze(0), grid, mode=mode, padding_mode=padding_mode, align_corners=True)
     return out[0]
-
-
-def voxel_points(shape: Sequence[int], dtype=torch.float64) -> torch.Tensor:
-    """Voxel coordinates of a grid, ``(ndim, *shape)``."""
-    axes = [torch.arange(n, dtype=dtype) for n in shape]
-    return torch.stack(torch.meshgrid(*axes, indexing="ij"))
 
 
 def _apply(affine: np.ndarray, points: torch.Tensor) -> torch.Tensor:
@@ -56,7 +52,7 @@ def physical_displacement(
     """Physical displacement ``d(x)`` (RAS mm, ``(ndim, *out_shape)``, float64) on the grid ``out_affine`` /
     ``out_shape`` of the network DDF ``ddf`` (ndim, *net_shape) in voxels (module docstring). Outside the network
     grid the DDF is continued by its border value."""
-    world = _apply(out_affine, voxel_points(out_shape))
+    world = _apply(out_affine, identity_grid(out_shape, dtype=torch.float64))
     source = _apply(np.linalg.inv(source_affine), world)
     moved = source + sample_points(ddf.detach().to(torch.float64).cpu(), source, padding_mode="border")
     return _apply(target_affine, moved) - world
@@ -74,7 +70,7 @@ def warp_physical(
 
     As ITK's resampling: the image covers its voxels' boxes (continuous indices -0.5 .. n - 0.5), inside which
     interpolation replicates the border voxels; outside it the result is zero."""
-    world = _apply(out_affine, voxel_points(displacement.shape[1:])) + displacement
+    world = _apply(out_affine, identity_grid(displacement.shape[1:], dtype=torch.float64)) + displacement
     points = _apply(np.linalg.inv(image_affine), world)
     out = sample_points(image.to(torch.float64), points, mode=mode, padding_mode="border")
     size = torch.tensor(image.shape[1:], dtype=points.dtype).view(-1, *([1] * (points.ndim - 1)))
