@@ -8,7 +8,7 @@ so every output has the fixed image's geometry:
 ``warped.nii.gz`` (moving image, linear), ``warped_label.nii.gz`` (nearest), ``ddf_itk.nii.gz`` +
 ``transform.h5`` (the fixed -> moving transform as an ITK displacement field, LPS millimetres: ITK, ANTs and
 3D Slicer read it), ``inverse_ddf_itk.nii.gz`` + ``inverse_transform.h5`` on the moving grid when the network
-has a true inverse (``invert``), ``jacobian.nii.gz`` (det J of the physical map), ``metrics.json`` and, with
+has a true inverse (``ddf_and_inverse``), ``jacobian.nii.gz`` (det J of the physical map), ``metrics.json`` and, with
 ``report``, ``report.png``.
 Results go to a temporary folder moved into place when complete; an existing output is never replaced without
 ``overwrite``.
@@ -109,8 +109,10 @@ def _register_pair(parser, network, pair: dict, out: str, device: str, overwrite
     net_moving = np.asarray(data["moving"].affine, dtype=np.float64)
     start = time.perf_counter()
     with torch.no_grad():
-        ddf = network(x)[0]
-        inverse = network.invert(x)[0] if callable(getattr(network, "invert", None)) else None
+        if callable(getattr(network, "ddf_and_inverse", None)):  # one pass for both (TransMorph-TVF)
+            ddf, inverse = (field[0] for field in network.ddf_and_inverse(x))
+        else:
+            ddf, inverse = network(x)[0], None
     seconds = time.perf_counter() - start
 
     d = physical_displacement(ddf, net_fixed, net_moving, fixed_affine, fixed_image.shape[1:])

@@ -244,9 +244,14 @@ class TransMorph(nn.Module):
             ddf = resize_displacement(running, x.shape[2:])
         return {"ddf": ddf, "velocities": velocities} if outputs else ddf
 
+    def ddf_and_inverse(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward and inverse DDFs of the pair ``x`` (B, 2, *spatial) = [moving, fixed] from one network pass."""
+        out = self(x, outputs=True)
+        return out["ddf"], self.inverse_ddf(out["velocities"], x.shape[2:])
+
     def invert(self, x: torch.Tensor) -> torch.Tensor:
         """DDF of the inverse transform for the pair ``x`` (B, 2, *spatial) = [moving, fixed] (moving -> fixed)."""
-        return self.inverse_ddf(self(x, outputs=True)["velocities"], x.shape[2:])
+        return self.ddf_and_inverse(x)[1]
 
     def inverse_ddf(self, velocities: Sequence[torch.Tensor], size: Sequence[int]) -> torch.Tensor:
         """DDF of the inverse transform at full resolution ``size`` from the ``velocities`` of ``forward``."""
