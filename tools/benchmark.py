@@ -7,6 +7,10 @@ computation of the same formula.
 
 ``regzoo benchmark registration``: inference time of MIDIR and VoxelMorph against MONAI's VoxelMorph.
 
+``regzoo benchmark diffusemorph``: DiffuseMorph / DDM at ACDC size (128 x 128 x 32): registration, a generated
+ED -> ES sequence, and conditional generation with DDPM (201 steps) and DDIM (about 80 requested), beside the
+papers' published times.
+
 ``regzoo benchmark transmorph``: one training step of TransMorph-TVF (TransMorph-Large by default) at OASIS
 size, with and without gradient checkpointing, each in a fresh process (peak RSS or peak CUDA memory).
 """
@@ -19,7 +23,7 @@ import time
 
 import numpy as np
 
-__all__ = ["nmi", "registration", "transmorph"]
+__all__ = ["diffusemorph", "nmi", "registration", "transmorph"]
 
 _SIZES = ((128, 128, 32), (160, 192, 224))
 
@@ -170,11 +174,12 @@ def nmi(sizes=_SIZES, device: str = "cpu", num_bins: int = 64, monai: bool = Tru
 _MIDIR_PAPER = {("cpu", 2): 0.116, ("cpu", 3): 11.8, ("cuda", 2): 0.00478, ("cuda", 3): 0.124}
 
 
-def _time_forward(network, x, repeats: int) -> float:
+def _time_forward(network, x, repeats: int, warmup: bool = True) -> float:
     import torch
 
     with torch.no_grad():
-        network(x)  # warm-up
+        if warmup:
+            network(x)
         if x.is_cuda:
             torch.cuda.synchronize()
         start = time.perf_counter()
@@ -220,6 +225,51 @@ def registration(device: str = "cpu", repeats: int = 3, cps: int = 2) -> None:
         f"mean of {repeats} after a warm-up; paper: MIDIR's published figure on its hardware"
     )
     print("\n".join([title, "size | network | seconds | paper seconds", "---|---|---|---", *rows]))
+
+
+# published seconds (their GPUs): DDM Table 1 (ACDC 3D, Quadro RTX 6000: one test case = registration + sequence);
+# DiffuseMorph supplement Table 1 (2D faces: registration 0.07 s, generation with 80 steps 6.02 s)
+_DIFFUSION_PAPER = {"registration": 0.07, "sequence": 0.456, "ddim": 6.02}
+
+
+def diffusemorph(
+    device: str = "cpu", size=(128, 128, 32), frames: int = 10, ddim_steps: int = 80, ddpm: bool = True
+) -> None:
+    """Print seconds of DiffuseMorph's registration, a DDM sequence of ``frames`` frames, and generation (DDPM from
+    t = 200, DDIM with about ``ddim_steps`` steps) on ``device``, beside the papers' GPU figures (one run; the
+    weights are random: time does not depend on them)."""
+    import torch
+
+    from common.networks import DiffuseMorph
+
+    torch.manual_seed(0)
+    size = tuple(int(n) for n in size)
+    net = DiffuseMorph(len(size)).to(device).eval()
+    x = torch.rand(1, 2, *size, device=device)
+    gammas = torch.linspace(0, 1, frames).tolist()
+    jobs = {
+        "registration": (lambda: net(x), 3),
+        f"sequence ({frames} frames)": (lambda: net.trajectory(x, gammas), 3),
+        "generation DDPM (201 steps)": (lambda: net.generate(x, "ddpm", 200), 1) if ddpm else None,
+        f"generation DDIM ({ddim_steps} requested)": (lambda: net.generate(x, "ddim", 200, ddim_steps), 1),
+    }
+    rows = []
+    for name, job in jobs.items():
+        if job is None:
+            continue
+        call, repeats = job
+        # generation runs once, the network already warmed up by the registration and sequence jobs
+        seconds = _time_forward(lambda _x, c=call: c(), x, repeats, warmup=repeats > 1)
+        key = "registration" if name == "registration" else "sequence" if "sequence" in name else None
+        key = "ddim" if "DDIM" in name else key
+        paper = _DIFFUSION_PAPER.get(key)
+        rows.append(f"{name} | {seconds:.3f} | " + (f"{paper:.3f}" if paper else "-"))
+    title = (
+        f"DiffuseMorph / DDM seconds per pair, {'x'.join(map(str, size))}, {device}, {torch.get_num_threads()} threads "
+        f"(mean of 3 after a warm-up; generation: one run); paper: published GPU figures "
+        f"(DDM: ACDC 3D, Quadro RTX 6000; DiffuseMorph: 2D faces)"
+    )
+    print("\n".join([title, "task | seconds | paper seconds", "---|---|---", *rows]))
 
 
 def _transmorph_step(args):

@@ -10,6 +10,7 @@ from common.data.files import DataError
 from common.data.phantoms import ensure_demo_data
 
 from . import benchmark
+from .package import fetch, package
 from .register import register
 
 
@@ -37,11 +38,14 @@ def main() -> None:
         fire.Fire(
             {
                 "benchmark": {
+                    "diffusemorph": benchmark.diffusemorph,
                     "nmi": benchmark.nmi,
                     "registration": benchmark.registration,
                     "transmorph": benchmark.transmorph,
                 },
+                "fetch": fetch,
                 "make-demo-data": make_demo_data,
+                "package": package,
                 "register": register,
             },
             name="regzoo",

@@ -9,7 +9,7 @@ so every output has the fixed image's geometry:
 ``transform.h5`` (the fixed -> moving transform as an ITK displacement field, LPS millimetres: ITK, ANTs and
 3D Slicer read it), ``inverse_ddf_itk.nii.gz`` + ``inverse_transform.h5`` on the moving grid when the network
 has a true inverse (``ddf_and_inverse``), ``jacobian.nii.gz`` (det J of the physical map), ``metrics.json`` and, with
-``report``, ``report.png``.
+``report``, ``report.png`` (plus ``frames.png`` / ``frames.gif`` along the trajectory for DiffuseMorph and DDM).
 Results go to a temporary folder moved into place when complete; an existing output is never replaced without
 ``overwrite``.
 """
@@ -156,12 +156,29 @@ def _register_pair(parser, network, pair: dict, out: str, device: str, overwrite
             outputs["jacobian"][0].numpy(),
             title=_pair_name(pair).replace("__", "  <-  "),
         )
+        if callable(getattr(network, "trajectory", None)):  # DiffuseMorph, DDM: the path from moving to fixed
+            _trajectory_frames(network, x, tmp, _pair_name(pair))
     with open(os.path.join(tmp, "metrics.json"), "w", encoding="utf-8") as f:
         json.dump(metrics, f, indent=1)
     if os.path.isdir(out):
         shutil.rmtree(out)
     os.replace(tmp, out)
     return metrics
+
+
+def _trajectory_frames(network, x, folder: str, title: str, frames: int = 8) -> None:
+    """``frames.png`` (strip) and ``frames.gif``: the moving image along the network's trajectory, gamma 0 -> 1,
+    on the network's grid."""
+    import torch
+
+    from common.export import frame_gif, frame_strip
+    from common.spatial import warp
+
+    gammas = torch.linspace(0, 1, frames).tolist()
+    with torch.no_grad():
+        images = torch.cat([warp(x[:, :1], ddf) for ddf in network.trajectory(x, gammas)], 1)[0].cpu().numpy()
+    frame_strip(os.path.join(folder, "frames.png"), images, [f"γ={g:.2f}" for g in gammas], title=title)
+    frame_gif(os.path.join(folder, "frames.gif"), images)
 
 
 def _pair_name(pair: dict) -> str:
@@ -213,7 +230,8 @@ def register(
         checkpoint: weights (default: the bundle's ``models/model.pt``).
         overwrite: replace existing outputs (default: refuse, or skip in batch mode).
         report: also write ``report.png`` (``common.export.registration_report``: images, differences before /
-            after, checkerboard, deformation grid, det J with folds in red).
+            after, checkerboard, deformation grid, det J with folds in red), and for methods with a trajectory
+            (DiffuseMorph, DDM) ``frames.png`` and ``frames.gif`` (the moving image from gamma 0 to 1).
     """
     overrides = {"device": f"$torch.device('{device}')"}
     if checkpoint is not None:

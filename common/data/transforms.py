@@ -291,10 +291,13 @@ def pair_transforms(
     if intensity == "percentile":
         lower, upper = percentiles
         steps.append(
-            ScaleIntensityRangePercentilesd(image_keys, lower=lower, upper=upper, b_min=0.0, b_max=1.0, clip=True)
+            # channel-wise: a cine sequence (frames as channels) scales each frame as its own frame file would be
+            ScaleIntensityRangePercentilesd(
+                image_keys, lower=lower, upper=upper, b_min=0.0, b_max=1.0, clip=True, channel_wise=True
+            )
         )
     elif intensity == "minmax":
-        steps.append(ScaleIntensityd(image_keys, minv=0.0, maxv=1.0))
+        steps.append(ScaleIntensityd(image_keys, minv=0.0, maxv=1.0, channel_wise=True))
     elif intensity != "none":
         raise ValueError(f"intensity must be 'percentile', 'minmax' or 'none', got {intensity!r}")
     if spatial_size is not None:

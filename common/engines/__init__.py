@@ -1,5 +1,5 @@
 """MONAI/ignite engine pieces for registration: batch preparation, the training objective, evaluator
-postprocessing, output writers, the metrics table and checkpoint loading."""
+postprocessing, output writers, the metrics table, checkpoint loading, and trajectory / generation outputs."""
 
 from .batch import PairBatch
 from .checkpoint import CheckpointError, check_output_dir, load_weights
@@ -7,15 +7,20 @@ from .handlers import RegistrationMetricsTable, RegistrationWriter, pair_ids
 from .loss import RegistrationLoss
 from .postprocessing import TimedInferer, WarpOutputs
 from .state import TrainingStateSaver
+from .trajectory import FramesWriter, GenerationInferer, GenerationOutputs, TrajectoryOutputs
 
 __all__ = [
     "CheckpointError",
+    "FramesWriter",
+    "GenerationInferer",
+    "GenerationOutputs",
     "PairBatch",
     "RegistrationLoss",
     "RegistrationMetricsTable",
     "RegistrationWriter",
     "TimedInferer",
     "TrainingStateSaver",
+    "TrajectoryOutputs",
     "check_output_dir",
     "WarpOutputs",
     "load_weights",

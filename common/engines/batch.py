@@ -6,12 +6,14 @@ import torch
 
 __all__ = ["PairBatch"]
 
-_KEYS = ("moving", "fixed", "moving_label", "fixed_label")
+# the pair, its labels, and for cine sequences the real frames and the ED/ES frame numbers (trajectory metrics)
+_KEYS = ("moving", "fixed", "moving_label", "fixed_label", "sequence", "sequence_label", "ed", "es")
 
 
 class PairBatch:
     """``prepare_batch`` for MONAI engines: ``inputs = cat([moving, fixed])`` ``(B, 2, *spatial)`` and ``targets`` a
-    dict of the pair's tensors (``moving``, ``fixed`` and the labels when present), all on ``device``.
+    dict of the pair's tensors (``moving``, ``fixed``, the labels, and a cine sequence's ``sequence``,
+    ``sequence_label``, ``ed``, ``es`` when present), all on ``device``.
 
     ``outputs=True`` (training) also passes ``outputs=True`` to the network, which then returns its dict of
     outputs (``ddf``, ``velocity``, ...) instead of the DDF alone.
@@ -27,7 +29,7 @@ class PairBatch:
         targets = {
             k: torch.as_tensor(batchdata[k]).to(device=device, non_blocking=non_blocking)
             for k in _KEYS
-            if k in batchdata
+            if k in batchdata and not isinstance(batchdata[k], (str, list, tuple))  # file names stay behind
         }
         inputs = torch.cat([targets["moving"], targets["fixed"]], dim=1)
         if self.outputs:

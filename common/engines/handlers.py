@@ -126,7 +126,9 @@ class RegistrationMetricsTable:
     Columns: Dice per label (``labels``, or the labels present in both maps when ``None``) and their mean,
     grouped Dice (``groups``, e.g. ACDC's), the identity transform's mean Dice (``dice_initial``), mean HD95
     in mm (fixed image spacing), NJD%, folding ratio, std det J, SDlogJ (plain and Learn2Reg 2021),
-    mean |grad det J|, network seconds per pair, and the inverse's error in voxels when it was computed.
+    mean |grad det J|, network seconds per pair (the Jacobian columns only when the output has a DDF), the
+    inverse's error in voxels when it was computed, and any per-pair ``extra_metrics`` of the postprocessing
+    (trajectory fidelity, generation).
     """
 
     def __init__(
@@ -148,10 +150,9 @@ class RegistrationMetricsTable:
     def collect(self, engine: Engine) -> None:
         out, batch = engine.state.output, engine.state.batch
         size = out["pred"].shape[0]
-        det = out["jacobian"]
+        det = out.get("jacobian")
         for b, name in enumerate(pair_ids(batch, size)):
             row: dict = {"pair": name}
-            d = det[b : b + 1]
             if "warped_label" in out:
                 warped, fixed = out["warped_label"][b : b + 1], out["target_label"][b : b + 1]
                 moving = out["label"]["moving_label"][b : b + 1]
@@ -169,19 +170,22 @@ class RegistrationMetricsTable:
                 if self.hd95 and labels:
                     hd = hd95_per_label(warped.cpu(), fixed.cpu(), labels, _spacing(batch["fixed"], b))
                     row["hd95_mm"] = float(torch.nanmean(hd))
-            row.update(
-                {
-                    "njd_percent": float(njd_percent(d)[0]),
-                    "folding_ratio": float(folding_ratio(d)[0]),
-                    "std_jacobian": float(std_jacobian(d)[0]),
-                    "sdlogj": float(sdlogj(d)[0]),
-                    "sdlogj_l2r2021": float(sdlogj(d, "l2r2021")[0]) if min(d.shape[2:]) > 4 else math.nan,
-                    "mean_grad_jacobian": float(mean_grad_jacobian(d)[0]),
-                    "seconds": float(out["seconds"]),
-                }
-            )
+            if det is not None:
+                d = det[b : b + 1]
+                row.update(
+                    {
+                        "njd_percent": float(njd_percent(d)[0]),
+                        "folding_ratio": float(folding_ratio(d)[0]),
+                        "std_jacobian": float(std_jacobian(d)[0]),
+                        "sdlogj": float(sdlogj(d)[0]),
+                        "sdlogj_l2r2021": float(sdlogj(d, "l2r2021")[0]) if min(d.shape[2:]) > 4 else math.nan,
+                        "mean_grad_jacobian": float(mean_grad_jacobian(d)[0]),
+                        "seconds": float(out["seconds"]),
+                    }
+                )
             if "inverse_error" in out:
                 row["inverse_error_vox"] = float(out["inverse_error"][b])
+            row.update(out.get("extra_metrics", [{}] * size)[b])
             self.rows.append(row)
 
     def summary(self) -> dict[str, tuple[float, float]]:

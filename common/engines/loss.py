@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..losses.dice import one_hot
@@ -12,7 +13,8 @@ __all__ = ["RegistrationLoss"]
 
 
 class RegistrationLoss(nn.Module):
-    """``image_weight * image_loss(warped moving, fixed) + reg_weight * regulariser(...) + label_weight * label_loss``.
+    """``image_weight * image_loss(warped moving, fixed) + reg_weight * regulariser(...) + label_weight * label_loss
+    + denoise_weight * MSE(noise_pred, noise)``.
 
     Called by MONAI's trainer as ``loss(pred, targets)``: ``pred`` is the network's outputs dict (``ddf``,
     ``velocity``, ...), ``targets`` the pair (``moving``, ``fixed``, labels). The moving image is warped with
@@ -25,6 +27,8 @@ class RegistrationLoss(nn.Module):
         reg_on: ``"ddf"``, ``"velocity"`` (MIDIR, VoxelMorph-diff regularise the velocity), ``"velocities"``
             (the list of a time-dependent velocity field: TransMorph-TVF LDDMM) or ``"outputs"``.
         label_loss: e.g. ``SoftDiceLoss`` on one-hot maps with ``num_classes`` classes.
+        denoise_weight: weight of the diffusion term ``||eps_hat - eps||^2`` on ``pred["noise_pred"]`` and
+            ``pred["noise"]`` (DiffuseMorph, DDM: 1 with ``image_weight = reg_weight = lambda``).
     The last call's terms are kept in ``self.terms`` (floats) for logging.
     """
 
@@ -38,6 +42,7 @@ class RegistrationLoss(nn.Module):
         label_loss: nn.Module | None = None,
         label_weight: float = 0.0,
         num_classes: int | None = None,
+        denoise_weight: float = 0.0,
     ) -> None:
         super().__init__()
         if reg_on not in ("ddf", "velocity", "velocities", "outputs"):
@@ -46,7 +51,7 @@ class RegistrationLoss(nn.Module):
             raise ValueError("label_loss needs num_classes (background included)")
         self.image_loss, self.regulariser, self.label_loss = image_loss, regulariser, label_loss
         self.image_weight, self.reg_weight, self.label_weight = image_weight, reg_weight, label_weight
-        self.reg_on, self.num_classes = reg_on, num_classes
+        self.reg_on, self.num_classes, self.denoise_weight = reg_on, num_classes, denoise_weight
         self.terms: dict[str, float] = {}
 
     def forward(self, pred: dict, targets: dict) -> torch.Tensor:
@@ -62,6 +67,10 @@ class RegistrationLoss(nn.Module):
             moving = one_hot(targets["moving_label"], self.num_classes)
             fixed = one_hot(targets["fixed_label"], self.num_classes)
             terms["label"] = self.label_weight * self.label_loss(sample_displaced(moving, ddf), fixed)
+        if self.denoise_weight:
+            if "noise_pred" not in pred or "noise" not in pred:
+                raise ValueError("denoise_weight needs a diffusion model's outputs ('noise_pred' and 'noise')")
+            terms["denoise"] = self.denoise_weight * F.mse_loss(pred["noise_pred"], pred["noise"])
         total = sum(terms.values())
         self.terms = {"loss": float(total.detach()), **{k: float(v.detach()) for k, v in terms.items()}}
         return total

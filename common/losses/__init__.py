@@ -1,8 +1,8 @@
 """Registration losses: image similarity (Parzen NMI, LNCC, SSIM), field regularisers and soft Dice."""
 
 from .dice import SoftDiceLoss, one_hot
-from .prior import KLPriorLoss
 from .nmi import ParzenNMILoss, nmi_from_histogram, normalized_mutual_information, parzen_joint_histogram
+from .prior import KLPriorLoss
 from .regularisers import (
     BendingEnergy,
     GradientRegulariser,

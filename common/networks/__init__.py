@@ -1,10 +1,14 @@
 """Registration networks: building blocks and whole models following the inference contract of DESIGN.md."""
 
+from .diffusemorph import DIFFUSEMORPH_2D, DIFFUSEMORPH_3D, DiffuseMorph
 from .registration import MIDIR, VoxelMorph, check_pair_input
 from .transmorph import TRANSMORPH_LARGE, TRANSMORPH_SMALL, SwinEncoder, TransMorph
 from .unet import VM1, VM2, RegistrationUNet
 
 __all__ = [
+    "DIFFUSEMORPH_2D",
+    "DIFFUSEMORPH_3D",
+    "DiffuseMorph",
     "MIDIR",
     "TRANSMORPH_LARGE",
     "TRANSMORPH_SMALL",

@@ -77,6 +77,15 @@ class VoxelMorph(nn.Module):
         out["ddf"] = integrate_svf(field, self.int_steps)
         return out if outputs else out["ddf"]
 
+    def trajectory(self, x: torch.Tensor, gammas: Sequence[float]) -> list[torch.Tensor]:
+        """DDFs at fractions ``gamma`` of the way from moving to fixed (the DDM paper's baselines): VM scales the
+        displacement (``gamma * u``), VM-diff integrates the velocity to time gamma (``exp(gamma * v)``)."""
+        if self.mode == "displacement":
+            ddf = self(x)
+            return [float(g) * ddf for g in gammas]
+        velocity = self(x, outputs=True)["mean" if self.mode == "probabilistic" else "velocity"]
+        return [integrate_svf(float(g) * velocity, self.int_steps) for g in gammas]
+
 
 class MIDIR(nn.Module):
     """MIDIR (Qiu et al. 2021): a U-Net predicts cubic B-spline control-point velocities of an SVF.

@@ -15,7 +15,8 @@ def check_image(image: torch.Tensor, name: str = "image") -> int:
         raise ValueError(f"{name} must be a torch.Tensor of shape (B, C, *spatial), got {type(image).__name__}")
     if image.ndim not in (4, 5):
         raise ValueError(
-            f"{name} must have shape (B, C, H, W) or (B, C, H, W, D) (2 or 3 spatial axes), got shape {tuple(image.shape)}"
+            f"{name} must have shape (B, C, H, W) or (B, C, H, W, D) (2 or 3 spatial axes), "
+            f"got shape {tuple(image.shape)}"
         )
     return image.ndim - 2
 

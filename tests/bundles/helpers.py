@@ -27,7 +27,7 @@ def copy_bundle(name: str, tmp_path) -> str:
 def monai_bundle(
     command: str, configs: list[str], root: str, *args: str, check: bool = True, timeout: int = 1200, **overrides
 ) -> subprocess.CompletedProcess:
-    """``python -m monai.bundle <command> --config_file [...] --bundle_root root --key value ...`` from the repo root."""
+    """``python -m monai.bundle <command> --config_file [...] --bundle_root root --key value ...`` from the root."""
     files = [os.path.join(root, "configs", c) for c in configs]
     cmd = [
         sys.executable,

@@ -20,6 +20,9 @@ VARIANTS = [
     ("transmorph_tvf", ["train.json", "lddmm.json", "quick.json"], "brain", "reg"),
     ("transmorph_tvf", ["train.json", "direct.json", "quick.json"], "brain", "label"),
     ("transmorph_tvf", ["train.json", "brain2d.json", "quick.json"], "brain", "label"),
+    ("diffusemorph", ["train.json", "cardiac2d.json"], "acdc", "denoise"),
+    ("diffusemorph", ["train.json", "brain_atlas.json"], "brain", "denoise"),
+    ("ddm", ["train.json", "quick.json"], "acdc", "denoise"),
 ]
 
 
@@ -31,6 +34,8 @@ def test_variant_trains_and_validates(bundle, configs, data, term, acdc_demo, br
     overrides = {"train#trainer#max_epochs": 1, "val_interval": 1, "pairs_per_epoch": 3}
     if "train_oasis.json" in configs:
         overrides["train#dataset#pairs_per_epoch"] = 3
+    if "brain_atlas.json" in configs:
+        overrides["max_pairs"] = 2
     result = monai_bundle("run", configs, root, dataset_dir=acdc_demo if data == "acdc" else brain_demo, **overrides)
     log = result.stdout + result.stderr
     assert f"{term}:" in log and "val_mean_dice:" in log

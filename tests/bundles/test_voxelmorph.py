@@ -9,16 +9,14 @@ import torch
 
 from common.data import acdc_pairs
 
-from .helpers import copy_bundle, monai_bundle, summary, verify_and_export
+from .helpers import monai_bundle, summary, verify_and_export
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def trained(acdc_demo, tmp_path_factory):
-    root = copy_bundle("voxelmorph", tmp_path_factory.mktemp("vm"))
-    monai_bundle("run", ["train.json", "quick.json"], root, dataset_dir=acdc_demo)
-    return root
+def trained(voxelmorph_quick):
+    return voxelmorph_quick
 
 
 def test_quick_training_beats_identity_without_folding(trained, acdc_demo):

@@ -32,3 +32,12 @@ def test_make_demo_data_command_refuses_foreign_folder(tmp_path):
     result = regzoo("make-demo-data", "--out", str(out), *small)
     assert result.returncode == 0, result.stderr
     assert (out / "OASIS_OAS1_0002_MR1" / "aligned_seg35.nii.gz").exists()
+
+
+def test_diffusemorph_benchmark_prints_every_task_beside_the_papers(capsys):
+    benchmark.diffusemorph(size=(32, 32, 16), frames=3, ddim_steps=20, ddpm=False)
+    out = capsys.readouterr().out
+    rows = {line.split(" | ")[0]: line.split(" | ")[1:] for line in out.splitlines() if " | " in line}
+    assert float(rows["registration"][1]) == 0.07 and float(rows["sequence (3 frames)"][1]) == 0.456
+    assert float(rows["generation DDIM (20 requested)"][1]) == 6.02
+    assert all(float(v[0]) > 0 for k, v in rows.items() if k != "task")
