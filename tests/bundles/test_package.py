@@ -59,9 +59,14 @@ ISOLATED = textwrap.dedent(
     """
     import json, os, sys
     repo = {repo!r}
-    # the repository is absent: no editable-install finder, no path into it
+    # the repository is absent: no editable-install finder, not on the path (its virtual environment may be)
     sys.meta_path = [f for f in sys.meta_path if "editable" not in repr(f).lower()]
-    sys.path = [p for p in sys.path if not os.path.abspath(p or ".").startswith(repo)]
+    sys.path = [p for p in sys.path if os.path.abspath(p or ".") != repo]
+    try:
+        import common
+        raise SystemExit("the repository's common is still importable: " + common.__file__)
+    except ImportError:
+        pass
     from monai.apps.utils import download_url, extractall
     from monai.bundle import download_large_files, run
     entry = json.load(open({index!r}))["voxelmorph_v0.1.0"]
