@@ -20,8 +20,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.parametrize("bundle, configs", [("voxelmorph", ["quick.json"])])
-def test_two_processes_train_in_sync_and_checkpoint_once(bundle, configs, acdc_demo, tmp_path):
+@pytest.mark.parametrize(
+    "bundle, configs, data",
+    # diffusemorph and transmorph_tvf are not listed yet: their two ranks' weights differed after training in
+    # some runs (flaky, under investigation); midir passed the runs tried but was left out with them
+    [("voxelmorph", ["quick.json"], "acdc_demo")],
+)
+def test_two_processes_train_in_sync_and_checkpoint_once(bundle, configs, data, request, tmp_path):
+    dataset = request.getfixturevalue(data)
     root = copy_bundle(bundle, tmp_path)
     with open(os.path.join(root, "configs", "multi_gpu_train.json"), encoding="utf-8") as f:
         run = json.load(f)["run"]
@@ -44,7 +50,7 @@ def test_two_processes_train_in_sync_and_checkpoint_once(bundle, configs, acdc_d
         "--bundle_root",
         root,
         "--dataset_dir",
-        acdc_demo,
+        dataset,
         "--train#trainer#max_epochs",
         "2",
         "--val_interval",
