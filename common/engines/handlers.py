@@ -12,6 +12,7 @@ import math
 import os
 import shutil
 from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
 
 import nibabel as nib
 import numpy as np
@@ -22,7 +23,7 @@ from monai.data import MetaTensor
 from ..metrics.overlap import dice_per_label, grouped_dice, hd95_per_label, labels_present_in_both
 from ..metrics.regularity import folding_ratio, mean_grad_jacobian, njd_percent, sdlogj, std_jacobian
 
-__all__ = ["pair_ids", "RegistrationWriter", "RegistrationMetricsTable"]
+__all__ = ["pair_ids", "pair_folder", "RegistrationWriter", "RegistrationMetricsTable"]
 
 
 def _stem(path: str) -> str:
@@ -57,6 +58,23 @@ def pair_ids(batch: Mapping, size: int) -> list[str]:
     return [i.replace(os.sep, "_") for i in ids]
 
 
+@contextmanager
+def pair_folder(output_dir: str, name: str, overwrite: bool = False):
+    """A pair's output folder ``<output_dir>/<name>``, written complete or not at all: yields a temporary
+    ``<name>.partial`` folder that replaces the final one when the block ends without error. An existing folder
+    is refused unless ``overwrite``."""
+    final = os.path.join(output_dir, name)
+    if os.path.exists(final) and not overwrite:
+        raise FileExistsError(f"{final}: exists; refusing to overwrite it (set overwrite=true to replace)")
+    tmp = final + ".partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    yield tmp
+    if os.path.exists(final):
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+
+
 def _affine(image, index: int) -> np.ndarray:
     if isinstance(image, MetaTensor):
         affine = image.affine
@@ -88,28 +106,22 @@ class RegistrationWriter:
         out, batch = engine.state.output, engine.state.batch
         size = out["pred"].shape[0]
         for b, name in enumerate(pair_ids(batch, size)):
-            final = os.path.join(self.output_dir, name)
-            if os.path.exists(final) and not self.overwrite:
-                raise FileExistsError(f"{final}: exists; refusing to overwrite it (set overwrite=true to replace)")
-            tmp = final + ".partial"
-            shutil.rmtree(tmp, ignore_errors=True)
-            os.makedirs(tmp)
-            affine = _affine(batch["fixed"], b)
-            volumes = {
-                "warped": out["warped"][b, 0],
-                "warped_label": out["warped_label"][b, 0].round().to(torch.int16) if "warped_label" in out else None,
-                "ddf": out["pred"][b].movedim(0, -1),
-                "jacobian": out["jacobian"][b, 0],
-                "inverse_ddf": out["inverse_ddf"][b].movedim(0, -1) if "inverse_ddf" in out else None,
-            }
-            for key in self.outputs:
-                if volumes.get(key) is not None:
-                    array = volumes[key].detach().cpu().numpy()
-                    array = array.astype(np.int16 if key == "warped_label" else np.float32)
-                    nib.save(nib.Nifti1Image(array, affine), os.path.join(tmp, f"{key}.nii.gz"))
-            if os.path.exists(final):
-                shutil.rmtree(final)
-            os.replace(tmp, final)
+            with pair_folder(self.output_dir, name, self.overwrite) as tmp:
+                self._write(out, b, _affine(batch["fixed"], b), tmp)
+
+    def _write(self, out: dict, b: int, affine: np.ndarray, tmp: str) -> None:
+        volumes = {
+            "warped": out["warped"][b, 0],
+            "warped_label": out["warped_label"][b, 0].round().to(torch.int16) if "warped_label" in out else None,
+            "ddf": out["pred"][b].movedim(0, -1),
+            "jacobian": out["jacobian"][b, 0],
+            "inverse_ddf": out["inverse_ddf"][b].movedim(0, -1) if "inverse_ddf" in out else None,
+        }
+        for key in self.outputs:
+            if volumes.get(key) is not None:
+                array = volumes[key].detach().cpu().numpy()
+                array = array.astype(np.int16 if key == "warped_label" else np.float32)
+                nib.save(nib.Nifti1Image(array, affine), os.path.join(tmp, f"{key}.nii.gz"))
 
 
 def _spacing(image, index: int) -> list[float] | None:

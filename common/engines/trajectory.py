@@ -9,7 +9,6 @@ per batch element), which :class:`~common.engines.RegistrationMetricsTable` adds
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections.abc import Mapping, Sequence
 
@@ -25,7 +24,7 @@ from ..export.frames import frame_gif, frame_strip
 from ..metrics.image import nmse, psnr
 from ..metrics.overlap import dice_per_label, labels_present_in_both
 from ..spatial.warp import sample_displaced
-from .handlers import _affine, pair_ids
+from .handlers import _affine, pair_folder, pair_ids
 
 __all__ = ["TrajectoryOutputs", "GenerationInferer", "GenerationOutputs", "FramesWriter"]
 
@@ -217,24 +216,19 @@ class FramesWriter:
         frames = out["trajectory"]
         captions = [g if isinstance(g, str) else f"γ={g:.2f}" for g in out.get("gammas", range(frames.shape[1]))]
         for b, name in enumerate(pair_ids(batch, frames.shape[0])):
-            final = os.path.join(self.output_dir, name)
-            if os.path.exists(final) and not self.overwrite:
-                raise FileExistsError(f"{final}: exists; refusing to overwrite it (set overwrite=true to replace)")
-            tmp = final + ".partial"
-            shutil.rmtree(tmp, ignore_errors=True)
-            os.makedirs(tmp)
-            affine = _affine(batch["fixed"], b)
-            stack = frames[b].detach().cpu().float().numpy()
-            nib.save(nib.Nifti1Image(np.moveaxis(stack, 0, -1), affine), os.path.join(tmp, "frames.nii.gz"))
-            if "trajectory_ddf" in out:
-                ddf = out["trajectory_ddf"][b].detach().cpu().float().numpy()  # (N, ndim, *spatial)
-                ddf = np.moveaxis(np.moveaxis(ddf, 1, -1), 0, -2)
-                nib.save(nib.Nifti1Image(ddf, affine), os.path.join(tmp, "frames_ddf.nii.gz"))
-            if self.generated:
-                image = out["pred"][b, 0].detach().cpu().float().numpy()
-                nib.save(nib.Nifti1Image(image, affine), os.path.join(tmp, "generated.nii.gz"))
-            frame_strip(os.path.join(tmp, "frames.png"), stack, captions, title=name)
-            frame_gif(os.path.join(tmp, "frames.gif"), stack)
-            if os.path.exists(final):
-                shutil.rmtree(final)
-            os.replace(tmp, final)
+            with pair_folder(self.output_dir, name, self.overwrite) as tmp:
+                self._write(out, b, _affine(batch["fixed"], b), tmp, name, captions)
+
+    def _write(self, out: dict, b: int, affine: np.ndarray, tmp: str, name: str, captions: list) -> None:
+        frames = out["trajectory"]
+        stack = frames[b].detach().cpu().float().numpy()
+        nib.save(nib.Nifti1Image(np.moveaxis(stack, 0, -1), affine), os.path.join(tmp, "frames.nii.gz"))
+        if "trajectory_ddf" in out:
+            ddf = out["trajectory_ddf"][b].detach().cpu().float().numpy()  # (N, ndim, *spatial)
+            ddf = np.moveaxis(np.moveaxis(ddf, 1, -1), 0, -2)
+            nib.save(nib.Nifti1Image(ddf, affine), os.path.join(tmp, "frames_ddf.nii.gz"))
+        if self.generated:
+            image = out["pred"][b, 0].detach().cpu().float().numpy()
+            nib.save(nib.Nifti1Image(image, affine), os.path.join(tmp, "generated.nii.gz"))
+        frame_strip(os.path.join(tmp, "frames.png"), stack, captions, title=name)
+        frame_gif(os.path.join(tmp, "frames.gif"), stack)
