@@ -25,6 +25,7 @@ import os
 import shutil
 import tempfile
 import zipfile
+import zlib
 
 from .register import find_bundle
 
@@ -166,7 +167,7 @@ def fetch(name: str, index: str, bundle_dir: str = "bundles") -> str:
                 raise zipfile.BadZipFile(f"damaged member {bad}")
             z.extractall(staging)
         download_large_files(bundle_path=os.path.join(staging, bundle))
-    except (zipfile.BadZipFile, RuntimeError) as err:
+    except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError) as err:
         shutil.rmtree(staging, ignore_errors=True)
         raise ValueError(f"{archive}: refused, {err}") from None
     finally:

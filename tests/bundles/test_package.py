@@ -107,20 +107,26 @@ def test_fetch_checks_hashes_and_refuses_damaged_archives(dist, tmp_path):
     bad = tmp_path / "bad"
     bad.mkdir()
     archive = bad / "voxelmorph_v0.1.0.zip"
-    data = bytearray(open(os.path.join(dist, "voxelmorph_v0.1.0.zip"), "rb").read())
-    data[len(data) // 2] ^= 0xFF
-    archive.write_bytes(bytes(data))
+    original_zip = open(os.path.join(dist, "voxelmorph_v0.1.0.zip"), "rb").read()
+    tampered = bytearray(original_zip)
+    tampered[len(tampered) // 2] ^= 0xFF
+    archive.write_bytes(bytes(tampered))
     entries["voxelmorph_v0.1.0"]["source"] = "file://" + str(archive)
     (bad / "model_info.json").write_text(json.dumps(entries))
     with pytest.raises(ValueError, match="md5"):
         fetch("voxelmorph", str(bad / "model_info.json"), str(tmp_path / "b1"))
     assert not os.path.exists(tmp_path / "b1" / "voxelmorph")
-    # the archive's hash recorded for the damaged file: the zip itself is refused
-    entries["voxelmorph_v0.1.0"]["checksum"] = _md5(archive)
-    (bad / "model_info.json").write_text(json.dumps(entries))
-    with pytest.raises(ValueError, match="refused"):
-        fetch("voxelmorph", str(bad / "model_info.json"), str(tmp_path / "b2"))
-    assert not os.path.exists(tmp_path / "b2" / "voxelmorph")
+    # the archive's hash recorded for the damaged file: the zip itself is refused, wherever the damage lies
+    # (a flipped byte may break a CRC or the deflate stream itself)
+    for k, fraction in enumerate((0.2, 0.35, 0.5, 0.65, 0.8)):
+        damaged = bytearray(original_zip)
+        damaged[int(len(damaged) * fraction)] ^= 0xFF
+        archive.write_bytes(bytes(damaged))
+        entries["voxelmorph_v0.1.0"]["checksum"] = _md5(archive)
+        (bad / "model_info.json").write_text(json.dumps(entries))
+        with pytest.raises(ValueError, match="refused"):
+            fetch("voxelmorph", str(bad / "model_info.json"), str(tmp_path / f"b2_{k}"))
+        assert not os.path.exists(tmp_path / f"b2_{k}" / "voxelmorph")
     # wrong weights behind a good archive: the large file's md5 check refuses them
     weights = os.path.join(dist, "voxelmorph_v0.1.0_model.pt")
     original = open(weights, "rb").read()
