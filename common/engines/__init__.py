@@ -3,6 +3,7 @@ postprocessing, output writers, the metrics table, checkpoint loading, and traje
 
 from .batch import PairBatch
 from .checkpoint import CheckpointError, check_output_dir, load_weights
+from .field_diffusion import FieldStatistics, SamplingInferer, SamplingOutputs
 from .handlers import RegistrationMetricsTable, RegistrationWriter, pair_ids
 from .loss import RegistrationLoss
 from .postprocessing import TimedInferer, WarpOutputs
@@ -10,6 +11,9 @@ from .state import TrainingStateSaver
 from .trajectory import FramesWriter, GenerationInferer, GenerationOutputs, TrajectoryOutputs
 
 __all__ = [
+    "FieldStatistics",
+    "SamplingInferer",
+    "SamplingOutputs",
     "CheckpointError",
     "FramesWriter",
     "GenerationInferer",

@@ -16,11 +16,13 @@ class PairBatch:
     ``sequence_label``, ``ed``, ``es`` when present), all on ``device``.
 
     ``outputs=True`` (training) also passes ``outputs=True`` to the network, which then returns its dict of
-    outputs (``ddf``, ``velocity``, ...) instead of the DDF alone.
+    outputs (``ddf``, ``velocity``, ...) instead of the DDF alone. ``mask_labels`` passes ``mask`` = the fixed
+    labels in that set, ``(B, 1, *spatial)`` (DiffuseReg's masked similarity guidance).
     """
 
-    def __init__(self, outputs: bool = False) -> None:
+    def __init__(self, outputs: bool = False, mask_labels=None) -> None:
         self.outputs = outputs
+        self.mask_labels = list(mask_labels) if mask_labels is not None else None
 
     def __call__(self, batchdata: dict, device=None, non_blocking: bool = False, **kwargs):
         missing = [k for k in ("moving", "fixed") if k not in batchdata]
@@ -32,6 +34,12 @@ class PairBatch:
             if k in batchdata and not isinstance(batchdata[k], (str, list, tuple))  # file names stay behind
         }
         inputs = torch.cat([targets["moving"], targets["fixed"]], dim=1)
-        if self.outputs:
-            return inputs, targets, (), {"outputs": True}
+        kwargs = {"outputs": True} if self.outputs else {}
+        if self.mask_labels is not None:
+            if "fixed_label" not in targets:
+                raise ValueError("mask_labels needs the fixed image's labels in the batch ('fixed_label')")
+            labels = torch.as_tensor(self.mask_labels, device=targets["fixed_label"].device)
+            kwargs["mask"] = torch.isin(targets["fixed_label"], labels).to(targets["fixed"].dtype)
+        if kwargs:
+            return inputs, targets, (), kwargs
         return inputs, targets

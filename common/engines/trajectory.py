@@ -8,6 +8,7 @@ per batch element), which :class:`~common.engines.RegistrationMetricsTable` adds
 
 from __future__ import annotations
 
+import csv
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -200,8 +201,9 @@ class GenerationOutputs:
 class FramesWriter:
     """Per pair, in ``<output_dir>/<pair id>/`` with the fixed image's affine: ``frames.nii.gz`` (the frames as
     the last axis: trajectory or sampling snapshots), ``frames_ddf.nii.gz`` (``(*spatial, N, ndim)``, voxel
-    units) when there are DDFs, ``generated.nii.gz`` for generation, ``frames.png`` (a strip) and
-    ``frames.gif``. Written to a temporary folder, moved into place complete; never overwrites unless
+    units) when there are DDFs, ``generated.nii.gz`` for generation, ``frames.csv`` when the outputs carry
+    ``frame_metrics`` (per-frame figures, e.g. Dice and NJD% of sampling snapshots), ``frames.png`` (a strip)
+    and ``frames.gif``. Written to a temporary folder, moved into place complete; never overwrites unless
     ``overwrite=True``.
     """
 
@@ -230,5 +232,11 @@ class FramesWriter:
         if self.generated:
             image = out["pred"][b, 0].detach().cpu().float().numpy()
             nib.save(nib.Nifti1Image(image, affine), os.path.join(tmp, "generated.nii.gz"))
+        if "frame_metrics" in out:
+            rows = out["frame_metrics"][b]
+            with open(os.path.join(tmp, "frames.csv"), "w", newline="", encoding="utf-8") as f:
+                writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+                writer.writeheader()
+                writer.writerows(rows)
         frame_strip(os.path.join(tmp, "frames.png"), stack, captions, title=name)
         frame_gif(os.path.join(tmp, "frames.gif"), stack)

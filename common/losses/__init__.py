@@ -4,6 +4,7 @@ from .dice import SoftDiceLoss, one_hot
 from .nmi import ParzenNMILoss, nmi_from_histogram, normalized_mutual_information, parzen_joint_histogram
 from .prior import KLPriorLoss
 from .regularisers import (
+    AffineCascadeRegulariser,
     BendingEnergy,
     GradientRegulariser,
     LDDMMRegulariser,
@@ -14,6 +15,7 @@ from .regularisers import (
 from .similarity import LNCCLoss, SSIMLoss, ssim_map
 
 __all__ = [
+    "AffineCascadeRegulariser",
     "BendingEnergy",
     "GradientRegulariser",
     "KLPriorLoss",

@@ -15,6 +15,7 @@ __all__ = [
     "laplacian",
     "lddmm_operator",
     "LDDMMRegulariser",
+    "AffineCascadeRegulariser",
 ]
 
 
@@ -111,4 +112,35 @@ class LDDMMRegulariser(nn.Module):
             check_field(v, f"velocity[{t}]", finite=False)
             lv = lddmm_operator(v, self.alpha, self.gamma, self.beta)
             total = total + (lv * lv).sum(1).mean()
+        return total
+
+
+class AffineCascadeRegulariser(nn.Module):
+    """VTN's regulariser on ``outputs = {"matrix": A (B, n, n), "flows": [w_k]}``:
+    ``det_weight * det_loss + ortho_weight * ortho_loss + grad_weight * sum_k GradientRegulariser(w_k)``.
+
+    ``det_loss = sum_B (det A - 1)^2 / 2`` (no flips or volume change); ``ortho_loss = sum_B sum_i (s_i + 1 / s_i
+    - 2)`` over the eigenvalues ``s_i`` of ``A^T A + eps I`` (zero for a rotation: penalises shear and scaling),
+    as VTN. Defaults are DiffuseReg's bootstrap weights (0.1, 0.1, 1.0).
+    """
+
+    def __init__(
+        self, det_weight: float = 0.1, ortho_weight: float = 0.1, grad_weight: float = 1.0, eps: float = 1e-5
+    ) -> None:
+        super().__init__()
+        self.det_weight, self.ortho_weight, self.grad_weight, self.eps = det_weight, ortho_weight, grad_weight, eps
+        self.gradient = GradientRegulariser("l2")
+
+    def forward(self, outputs: dict) -> torch.Tensor:
+        if not isinstance(outputs, dict) or "matrix" not in outputs or "flows" not in outputs:
+            raise ValueError("AffineCascadeRegulariser needs a VTN's outputs dict ('matrix' and 'flows')")
+        matrix = outputs["matrix"].double()
+        det = torch.linalg.det(matrix)
+        det_loss = ((det - 1.0) ** 2).sum() / 2
+        eye = torch.eye(matrix.shape[-1], dtype=matrix.dtype, device=matrix.device)
+        s = torch.linalg.eigvalsh(matrix.transpose(-1, -2) @ matrix + self.eps * eye)
+        ortho_loss = (s + (1.0 + self.eps) ** 2 / s - 2.0 * (1.0 + self.eps)).sum()
+        total = (self.det_weight * det_loss + self.ortho_weight * ortho_loss).to(outputs["matrix"].dtype)
+        for flow in outputs["flows"]:
+            total = total + self.grad_weight * self.gradient(flow)
         return total
