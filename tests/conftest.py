@@ -10,7 +10,7 @@ from filelock import FileLock
 from common.data import ensure_demo_data
 
 # producers of shared trained bundles first, their consumers last: xdist hands out test files in this order
-_FIRST = ("test_diffusemorph.py", "test_voxelmorph.py", "test_transmorph_tvf.py", "test_midir.py")
+_FIRST = ("test_diffusemorph.py", "test_voxelmorph.py", "test_transmorph_tvf.py", "test_midir.py", "test_diffusereg.py")
 _LAST = ("test_ddm.py", "test_package.py")
 
 
