@@ -39,6 +39,7 @@ def main() -> None:
             {
                 "benchmark": {
                     "diffusemorph": benchmark.diffusemorph,
+                    "diffusereg": benchmark.diffusereg,
                     "nmi": benchmark.nmi,
                     "registration": benchmark.registration,
                     "transmorph": benchmark.transmorph,

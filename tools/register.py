@@ -9,7 +9,8 @@ so every output has the fixed image's geometry:
 ``transform.h5`` (the fixed -> moving transform as an ITK displacement field, LPS millimetres: ITK, ANTs and
 3D Slicer read it), ``inverse_ddf_itk.nii.gz`` + ``inverse_transform.h5`` on the moving grid when the network
 has a true inverse (``ddf_and_inverse``), ``jacobian.nii.gz`` (det J of the physical map), ``metrics.json`` and, with
-``report``, ``report.png`` (plus ``frames.png`` / ``frames.gif`` along the trajectory for DiffuseMorph and DDM).
+``report``, ``report.png`` (plus ``frames.png`` / ``frames.gif`` along the trajectory for DiffuseMorph and DDM,
+and along the sampling steps for DiffuseReg).
 Results go to a temporary folder moved into place when complete; an existing output is never replaced without
 ``overwrite``.
 """
@@ -158,6 +159,8 @@ def _register_pair(parser, network, pair: dict, out: str, device: str, overwrite
         )
         if callable(getattr(network, "trajectory", None)):  # DiffuseMorph, DDM: the path from moving to fixed
             _trajectory_frames(network, x, tmp, _pair_name(pair))
+        elif callable(getattr(network, "sample", None)):  # DiffuseReg: the field estimate while sampling
+            _sampling_frames(network, x, tmp, _pair_name(pair))
     with open(os.path.join(tmp, "metrics.json"), "w", encoding="utf-8") as f:
         json.dump(metrics, f, indent=1)
     if os.path.isdir(out):
@@ -178,6 +181,24 @@ def _trajectory_frames(network, x, folder: str, title: str, frames: int = 8) -> 
     with torch.no_grad():
         images = torch.cat([warp(x[:, :1], ddf) for ddf in network.trajectory(x, gammas)], 1)[0].cpu().numpy()
     frame_strip(os.path.join(folder, "frames.png"), images, [f"γ={g:.2f}" for g in gammas], title=title)
+    frame_gif(os.path.join(folder, "frames.gif"), images)
+
+
+def _sampling_frames(network, x, folder: str, title: str, frames: int = 8) -> None:
+    """``frames.png`` and ``frames.gif``: the moving image warped by the field estimate at about ``frames``
+    evenly spaced steps of the reverse process (the same seeded sampling as the registration)."""
+    import torch
+
+    from common.export import frame_gif, frame_strip
+    from common.spatial import warp
+
+    seen = []
+    total = network.steps if network.sampler == "ddim" else network.num_train_timesteps
+    with torch.no_grad():
+        network.sample(x, observer=seen.append, every=max(1, total // frames))
+        images = torch.cat([warp(x[:, :1], step.x0) for step in seen], 1)[0].cpu().numpy()
+    captions = [f"step {step.index + 1}/{step.total}" for step in seen]
+    frame_strip(os.path.join(folder, "frames.png"), images, captions, title=title)
     frame_gif(os.path.join(folder, "frames.gif"), images)
 
 
@@ -231,7 +252,8 @@ def register(
         overwrite: replace existing outputs (default: refuse, or skip in batch mode).
         report: also write ``report.png`` (``common.export.registration_report``: images, differences before /
             after, checkerboard, deformation grid, det J with folds in red), and for methods with a trajectory
-            (DiffuseMorph, DDM) ``frames.png`` and ``frames.gif`` (the moving image from gamma 0 to 1).
+            (DiffuseMorph, DDM) ``frames.png`` and ``frames.gif`` (the moving image from gamma 0 to 1); for DiffuseReg
+            the same along the sampling steps.
     """
     overrides = {"device": f"$torch.device('{device}')"}
     if checkpoint is not None:

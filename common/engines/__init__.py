@@ -3,6 +3,7 @@ postprocessing, output writers, the metrics table, checkpoint loading, and traje
 
 from .batch import PairBatch
 from .checkpoint import CheckpointError, check_output_dir, load_weights
+from .distributed import rank_handlers
 from .field_diffusion import FieldStatistics, SamplingInferer, SamplingOutputs
 from .handlers import RegistrationMetricsTable, RegistrationWriter, pair_ids
 from .loss import RegistrationLoss
@@ -29,4 +30,5 @@ __all__ = [
     "WarpOutputs",
     "load_weights",
     "pair_ids",
+    "rank_handlers",
 ]

@@ -126,8 +126,11 @@ class DiffuseRegBackbone(nn.Module):
 
         self.cond_embed = PatchEmbed(patch_size, 1, feature_size, nn.LayerNorm, spatial_dims)
         self.field_embed = PatchEmbed(patch_size, spatial_dims, feature_size, nn.LayerNorm, spatial_dims)
+        # the condition encoder's last block would feed nothing (the field tokens of the last block attend to its
+        # input): it is left out, which also keeps every parameter in use (DistributedDataParallel requires it)
+        cond_depths = [*depths[:-1], depths[-1] - 1]
         self.cond_stages = nn.ModuleList(
-            blocks(SwinTransformerBlock, d, h, n) for d, h, n in zip(dims, num_heads, depths)
+            blocks(SwinTransformerBlock, d, h, n) for d, h, n in zip(dims, num_heads, cond_depths)
         )
         self.field_stages = nn.ModuleList(blocks(SwinCrossBlock, d, h, n) for d, h, n in zip(dims, num_heads, depths))
         self.cond_merges = nn.ModuleList(PatchMergingV2(d, nn.LayerNorm, spatial_dims) for d in dims[:-1])
@@ -160,11 +163,11 @@ class DiffuseRegBackbone(nn.Module):
             size = tuple(x.shape[1:-1])
             mask = window_mask(size, self.window_size, self.shift_size, x.device)
             token = self.time_tokens[i](temb)
-            for cond_block, field_block in zip(cond_blocks, field_blocks):
-                shifted = field_block.shift_size
-                block_mask = mask if any(s > 0 for s in shifted) else None
+            for k, field_block in enumerate(field_blocks):
+                block_mask = mask if any(s > 0 for s in field_block.shift_size) else None
                 x = field_block(x, cond[:batch], cond[batch:], token, block_mask)
-                cond = cond_block(cond, block_mask)
+                if k < len(cond_blocks):
+                    cond = cond_blocks[k](cond, block_mask)
             features.append(self.norms[i](x).movedim(-1, 1))
             if i < len(self.field_merges):
                 x = self.field_merges[i](x)
@@ -230,6 +233,10 @@ class DiffuseReg(nn.Module):
         self.register_buffer("field_count", torch.zeros((), dtype=torch.long))
         self.register_buffer("field_min", torch.full((spatial_dims,), -float("inf")))
         self.register_buffer("field_max", torch.full((spatial_dims,), float("inf")))
+
+    @property
+    def num_train_timesteps(self) -> int:
+        return self.schedule["num_train_timesteps"]
 
     def train(self, mode: bool = True):
         super().train(mode)

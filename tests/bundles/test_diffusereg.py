@@ -3,6 +3,7 @@
 frames with an early stop, and its inference network follows the contract."""
 
 import csv
+import json
 import os
 
 import nibabel as nib
@@ -65,3 +66,23 @@ def test_network_contract(diffusereg_quick):
     monai_bundle(
         "verify_net_in_out", ["inference.json", *QUICK], diffusereg_quick, "network_def", device="cpu", sampling_steps=2
     )
+
+
+def test_regzoo_register_writes_sampling_frames(diffusereg_quick, acdc_demo, tmp_path):
+    from tools.register import register
+
+    pair = acdc_pairs(acdc_demo, "testing", "acdc", moving="ES")[0]
+    steps = tmp_path / "steps.json"
+    steps.write_text(json.dumps({"sampling_steps": 10}))
+    out = str(tmp_path / "registered")
+    register(
+        "diffusereg",
+        out,
+        fixed=pair["fixed"],
+        moving=pair["moving"],
+        checkpoint=os.path.join(diffusereg_quick, "models", "model.pt"),
+        configs=[os.path.join(diffusereg_quick, "configs", "quick.json"), str(steps)],
+        report=True,
+    )
+    assert nib.load(os.path.join(out, "warped.nii.gz")).shape == nib.load(pair["fixed"]).shape
+    assert {"report.png", "frames.png", "frames.gif", "transform.h5"} <= set(os.listdir(out))

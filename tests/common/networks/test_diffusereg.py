@@ -167,4 +167,7 @@ def test_training_draw_needs_field_statistics_and_a_bootstrap():
     out = model(torch.rand(3, 2, 16, 16), outputs=True)  # batch above 1
     assert {k: tuple(v.shape) for k, v in out.items()} == {k: (3, 2, 16, 16) for k in out}
     assert not any(k.startswith("bootstrap") for k in model.state_dict())
+    (out["noise_pred"].sum() + out["ddf"].sum()).backward()
+    unused = [name for name, p in model.named_parameters() if p.grad is None]
+    assert unused == []  # DistributedDataParallel needs every parameter in the graph
     assert all(not p.requires_grad for p in vtn.parameters())
