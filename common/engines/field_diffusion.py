@@ -45,7 +45,7 @@ class FieldStatistics:
         count = torch.zeros((), dtype=torch.float64)
         for batch in self.loader:
             inputs = self.prepare_batch(batch, self.device)[0]
-            ddf = model.bootstrap_ddf(inputs).double()
+            ddf = model.bootstrap_ddf(inputs).as_subclass(torch.Tensor).double()  # plain tensors (no MONAI metadata)
             flat = ddf.transpose(0, 1).reshape(ddf.shape[1], -1)
             total = flat.sum(1) if total is None else total + flat.sum(1)
             total_sq = (flat**2).sum(1) if total_sq is None else total_sq + (flat**2).sum(1)

@@ -21,18 +21,23 @@ def _free_port() -> int:
 
 
 @pytest.mark.parametrize(
-    "bundle, configs, data",
-    # diffusemorph and transmorph_tvf are not listed yet: their two ranks' weights differed after training in
-    # some runs (flaky, under investigation); midir passed the runs tried but was left out with them
-    [("voxelmorph", ["quick.json"], "acdc_demo")],
+    "bundle, configs, data, extra",
+    [
+        ("voxelmorph", ["quick.json"], "acdc_demo", {}),
+        # a learning-rate schedule (PolynomialLR over the 2 epochs): it must step on both ranks
+        ("transmorph_tvf", ["quick.json"], "brain_demo", {}),
+    ],
 )
-def test_two_processes_train_in_sync_and_checkpoint_once(bundle, configs, data, request, tmp_path):
+def test_two_processes_train_in_sync_and_checkpoint_once(bundle, configs, data, extra, request, tmp_path):
     dataset = request.getfixturevalue(data)
     root = copy_bundle(bundle, tmp_path)
     with open(os.path.join(root, "configs", "multi_gpu_train.json"), encoding="utf-8") as f:
         run = json.load(f)["run"]
     # after training, every rank saves its own weights: DDP must have kept them identical
-    check = {"run": [*run, "$torch.save(@network.module.state_dict(), @ckpt_dir + f'/rank{dist.get_rank()}.pt')"]}
+    check = {
+        **extra,
+        "run": [*run, "$torch.save(@network.module.state_dict(), @ckpt_dir + f'/rank{dist.get_rank()}.pt')"],
+    }
     check_file = tmp_path / "rank_weights.json"
     check_file.write_text(json.dumps(check))
     files = [os.path.join(root, "configs", c) for c in ("train.json", "multi_gpu_train.json", *configs)]
