@@ -66,6 +66,9 @@ def test_bundle_files_and_metadata(bundle):
     for key in ("bundle_root", "device", "network_def", "inferer", "output_dir"):
         assert key in infer, f"{bundle}/inference.json lacks {key}"
     assert not os.path.isdir(os.path.join(root, "scripts")), "bundles hold configuration, not code"
+    multi = json.load(open(os.path.join(root, "configs", "multi_gpu_train.json"), encoding="utf-8"))
+    # every rank runs every state-changing handler (validation, learning-rate schedules, field statistics)
+    assert multi["train#trainer#train_handlers"] == "$common.engines.rank_handlers(@train#handlers)"
 
 
 @pytest.mark.parametrize("bundle", BUNDLES)

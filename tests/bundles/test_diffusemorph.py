@@ -51,7 +51,7 @@ def test_trajectory_frames_are_written_from_moving_to_fixed(diffusemorph_quick, 
     assert figures["trajectory_seconds_diffusemorph"] > 0
 
 
-@pytest.mark.parametrize("sampler, start, steps, count", [("ddpm", 60, None, 61), ("ddim", 200, 40, 41)])
+@pytest.mark.parametrize("sampler, start, steps, count", [("ddpm", 30, None, 31), ("ddim", 200, 40, 41)])
 def test_generation_runs_and_keeps_snapshots(diffusemorph_quick, acdc_demo, tmp_path, sampler, start, steps, count):
     out = str(tmp_path / sampler)
     overrides = {"sampler": sampler, "start_step": start, "snapshot_every": 20, **QUICK_GRID}
