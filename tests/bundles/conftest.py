@@ -3,22 +3,22 @@
 import pytest
 
 from ..conftest import shared
-from .helpers import copy_bundle, monai_bundle
+from .helpers import SHORT_ACDC, copy_bundle, monai_bundle
 
 
 def _train(name, acdc_demo, tmp_path_factory):
     root = copy_bundle(name, tmp_path_factory.mktemp(name))
-    monai_bundle("run", ["train.json", "quick.json"], root, dataset_dir=acdc_demo)
+    monai_bundle("run", ["train.json", "quick.json"], root, dataset_dir=acdc_demo, **SHORT_ACDC)
     return root
 
 
 @pytest.fixture(scope="session")
 def voxelmorph_quick(acdc_demo, tmp_path_factory):
-    """The voxelmorph bundle after ``train.json + quick.json`` (VoxelMorph-1, 64 x 64 x 16)."""
+    """The voxelmorph bundle after ``train.json + quick.json`` for 20 epochs (VoxelMorph-1, 64 x 64 x 16)."""
     return shared(tmp_path_factory, "voxelmorph_quick", lambda: _train("voxelmorph", acdc_demo, tmp_path_factory))
 
 
 @pytest.fixture(scope="session")
 def diffusemorph_quick(acdc_demo, tmp_path_factory):
-    """The diffusemorph bundle after ``train.json + quick.json`` (ACDC ED -> ES, 64 x 64 x 16)."""
+    """The diffusemorph bundle after ``train.json + quick.json`` for 20 epochs (ACDC ED -> ES, 64 x 64 x 16)."""
     return shared(tmp_path_factory, "diffusemorph_quick", lambda: _train("diffusemorph", acdc_demo, tmp_path_factory))

@@ -24,7 +24,7 @@ def _free_port() -> int:
 
 def _train_on_two_ranks(root: str, tmp_path, configs: list[str], dataset: str, **overrides) -> str:
     """``torchrun --nproc_per_node=2`` of ``train.json``-like ``configs[0]`` + multi_gpu_train.json + the rest, for
-    2 epochs with validation after each; after training every rank saves its weights as ``models/rank<r>.pt``.
+    1 epoch with validation after it; after training every rank saves its weights as ``models/rank<r>.pt``.
     Returns the processes' output."""
     with open(os.path.join(root, "configs", "multi_gpu_train.json"), encoding="utf-8") as f:
         run = json.load(f)["run"]
@@ -65,12 +65,12 @@ def _check_ranks(root: str, output: str, best: str, state: str) -> None:
     assert all(torch.equal(ranks[0][k], ranks[1][k]) for k in ranks[0])  # DDP kept the ranks identical
     assert torch.load(os.path.join(models, best), weights_only=True).keys() == ranks[0].keys()  # rank 0's best
     assert os.path.isfile(os.path.join(models, state))
-    assert output.count("Epoch[2] Metrics") == 1  # validation table on rank 0 only
+    assert output.count("Epoch[1] Metrics") == 1  # validation table on rank 0 only
     for r in (0, 1):
         os.remove(os.path.join(models, f"rank{r}.pt"))
 
 
-EPOCHS = {"train#trainer#max_epochs": 2}
+EPOCHS = {"train#trainer#max_epochs": 1}
 
 
 @pytest.mark.parametrize(
@@ -85,15 +85,15 @@ EPOCHS = {"train#trainer#max_epochs": 2}
         (
             "transmorph_tvf",
             "brain_demo",
-            [(["train.json", "quick.json"], {"max_epochs": 2, "pairs_per_epoch": 2}, "model.pt", "training_state.pt")],
+            [(["train.json", "quick.json"], {"max_epochs": 1, "pairs_per_epoch": 2}, "model.pt", "training_state.pt")],
         ),
         ("diffusemorph", "acdc_demo", [(["train.json", "quick.json"], EPOCHS, "model.pt", "training_state.pt")]),
         (
             "diffusereg",
             "acdc_demo",
             [
-                (["train_bootstrap.json", "quick.json"], {"bootstrap_epochs": 2}, "bootstrap.pt", "bootstrap_state.pt"),
-                (["train.json", "quick.json"], {"max_epochs": 2, "sampling_steps": 2}, "model.pt", "training_state.pt"),
+                (["train_bootstrap.json", "quick.json"], {"bootstrap_epochs": 1}, "bootstrap.pt", "bootstrap_state.pt"),
+                (["train.json", "quick.json"], {"max_epochs": 1, "sampling_steps": 2}, "model.pt", "training_state.pt"),
             ],
         ),
     ],

@@ -9,7 +9,7 @@ import torch
 
 from common.data import acdc_pairs
 
-from .helpers import monai_bundle, summary, verify_and_export
+from .helpers import SHORT_ACDC, monai_bundle, summary, verify_and_export
 
 pytestmark = pytest.mark.slow
 
@@ -44,8 +44,9 @@ def test_quick_training_beats_identity_without_folding(trained, acdc_demo):
 def test_training_resumes_from_its_saved_state(trained, acdc_demo):
     state = torch.load(os.path.join(trained, "models", "training_state.pt"), weights_only=True)
     trainer = state["trainer"]
-    assert trainer["max_epochs"] == 40 and trainer["iteration"] == 40 * trainer["epoch_length"]
-    result = monai_bundle("run", ["train.json", "quick.json"], trained, dataset_dir=acdc_demo)
+    epochs = SHORT_ACDC["train#trainer#max_epochs"]
+    assert trainer["max_epochs"] == epochs and trainer["iteration"] == epochs * trainer["epoch_length"]
+    result = monai_bundle("run", ["train.json", "quick.json"], trained, dataset_dir=acdc_demo, **SHORT_ACDC)
     assert "Epoch: 1/" not in result.stdout + result.stderr  # nothing retrained from scratch
 
 
