@@ -9,8 +9,9 @@ from filelock import FileLock
 
 from common.data import ensure_demo_data
 
-# producers of shared trained bundles first, their consumers last: xdist hands out test files in this order
-_FIRST = ("test_diffusemorph.py", "test_voxelmorph.py", "test_transmorph_tvf.py", "test_midir.py", "test_diffusereg.py")
+# the long trainings first (longest first) and with them the producers of shared trained bundles, their consumers
+# last: xdist hands out test files in this order (pyproject.toml: --no-loadscope-reorder)
+_FIRST = ("test_transmorph_tvf.py", "test_diffusemorph.py", "test_midir.py", "test_voxelmorph.py", "test_diffusereg.py")
 _LAST = ("test_ddm.py", "test_package.py")
 
 
