@@ -14,11 +14,11 @@ def _train(name, acdc_demo, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def voxelmorph_quick(acdc_demo, tmp_path_factory):
-    """The voxelmorph bundle after ``train.json + quick.json`` for 20 epochs (VoxelMorph-1, 64 x 64 x 16)."""
+    """The voxelmorph bundle after ``train.json + quick.json`` for 10 epochs (VoxelMorph-1, 64 x 64 x 16)."""
     return shared(tmp_path_factory, "voxelmorph_quick", lambda: _train("voxelmorph", acdc_demo, tmp_path_factory))
 
 
 @pytest.fixture(scope="session")
 def diffusemorph_quick(acdc_demo, tmp_path_factory):
-    """The diffusemorph bundle after ``train.json + quick.json`` for 20 epochs (ACDC ED -> ES, 64 x 64 x 16)."""
+    """The diffusemorph bundle after ``train.json + quick.json`` for 10 epochs (ACDC ED -> ES, 64 x 64 x 16)."""
     return shared(tmp_path_factory, "diffusemorph_quick", lambda: _train("diffusemorph", acdc_demo, tmp_path_factory))
