@@ -71,14 +71,13 @@ def sample_displaced(
 
 
 def _grid_sample(image: torch.Tensor, grid: torch.Tensor, mode: str, padding_mode: str) -> torch.Tensor:
-    """``F.grid_sample`` (align_corners=True); a single 3D volume on the CPU is cut into slabs along its first
-    axis that go through as a batch: PyTorch's CPU 3D kernel runs one thread per batch item, so one volume
-    used one core (176 x 192 x 176, 2 threads: 0.27 s -> 0.14 s per call). Results are identical."""
-    slabs = torch.get_num_threads()
-    depth = grid.shape[1]
-    if grid.ndim != 5 or grid.shape[0] != 1 or grid.is_cuda or slabs < 2 or depth < 2 * slabs:
-        return F.grid_sample(image, grid, mode=mode, padding_mode=padding_mode, align_corners=True)
-    while depth % slabs:
+    """``F.grid_sample`` (align_corners=True); a single 3D volume on the CPU is cut into equal slabs along its
+    first axis (at least 2 rows each, one per thread) that go through as a batch: PyTorch's CPU 3D kernel runs one
+    thread per batch item, so one volume used one core (MIDIR 3D inference, 2 threads: 4.43 s -> 3.22 s).
+    Results are identical."""
+    single_cpu_volume = grid.ndim == 5 and grid.shape[0] == 1 and grid.device.type == "cpu"
+    slabs, depth = (torch.get_num_threads() if single_cpu_volume else 1), grid.shape[1]
+    while slabs > 1 and (depth % slabs or depth < 2 * slabs):
         slabs -= 1
     if slabs < 2:
         return F.grid_sample(image, grid, mode=mode, padding_mode=padding_mode, align_corners=True)
