@@ -60,17 +60,26 @@ def reverse_process(
     observer: Callable[[SamplingStep], bool | None] | None = None,
     every: int = 1,
     generator: torch.Generator | None = None,
+    eta: float | None = None,
 ) -> torch.Tensor:
     """Denoise ``x`` (the sample at ``timesteps[0]``) through ``timesteps`` with ``scheduler.step``.
 
     ``predict_noise(x_t, t)`` returns the noise estimate (``t`` a ``(B,)`` long tensor). ``observer`` is called
     every ``every`` steps and after the last one with a :class:`SamplingStep`; returning ``True`` stops the
-    process early (the current ``x0_hat`` is then returned). ``generator`` seeds DDPM's ancestral noise.
-    Returns the final sample (``x0``).
+    process early (the current ``x0_hat`` is then returned). ``generator`` seeds the added noise. ``eta`` in
+    [0, 1]: the noise added per step as DDIM's paper defines it, 0 deterministic, 1 the ancestral variance;
+    DDIM takes any (``None``: 0), DDPM's ancestral steps are ``eta = 1`` (``None`` or 1). Returns the final
+    sample (``x0``).
     """
     if every < 1:
         raise ValueError(f"every must be >= 1, got {every}")
+    if eta is not None and not 0.0 <= eta <= 1.0:
+        raise ValueError(f"eta must be in [0, 1], got {eta}")
     kwargs = {"generator": generator} if generator is not None else {}
+    if isinstance(scheduler, DDIMScheduler):
+        kwargs["eta"] = float(eta or 0.0)
+    elif eta is not None and eta != 1.0:
+        raise ValueError(f"DDPM's ancestral steps are eta = 1; eta = {eta} needs the DDIM sampler")
     dtype = x.dtype
     for index, t in enumerate(timesteps):
         time = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)

@@ -129,8 +129,9 @@ class GenerationInferer:
     """Inferer for conditional image generation: ``network.generate(inputs, ...)`` with a progress bar; keeps the
     x0 estimates every ``every`` steps (``self.snapshots``, ``self.snapshot_steps``) and the time (``seconds``).
 
-    ``sampler``: ``"ddpm"`` (``start + 1`` ancestral steps) or ``"ddim"`` (about ``steps``); ``start``: the
-    timestep the moving image is noised to (DiffuseMorph: 200). ``seed`` fixes the noise.
+    ``sampler``: ``"ddpm"`` (``start + 1`` ancestral steps) or ``"ddim"`` (about ``steps``); ``eta``: the
+    noise per step, 0 deterministic (DDIM only), 1 ancestral (both samplers); ``start``: the timestep the
+    moving image is noised to (DiffuseMorph: 200). ``seed`` fixes the noise.
     """
 
     def __init__(
@@ -141,8 +142,10 @@ class GenerationInferer:
         every: int = 10,
         seed: int = 0,
         progress: bool = True,
+        eta: float | None = None,
     ) -> None:
         self.sampler, self.start, self.steps, self.every, self.seed = sampler, start, steps, every, seed
+        self.eta = eta
         self.progress = progress
         self.snapshots: list[torch.Tensor] = []
         self.snapshot_steps: list[int] = []
@@ -162,7 +165,14 @@ class GenerationInferer:
         start = time.perf_counter()
         with torch.no_grad():
             out = network.generate(
-                inputs, self.sampler, self.start, self.steps, observer=observe, every=self.every, seed=self.seed
+                inputs,
+                self.sampler,
+                self.start,
+                self.steps,
+                observer=observe,
+                every=self.every,
+                seed=self.seed,
+                eta=self.eta,
             )
         _sync(inputs)
         self.seconds = time.perf_counter() - start

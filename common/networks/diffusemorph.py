@@ -148,11 +148,13 @@ class DiffuseMorph(nn.Module):
         observer: Callable[[SamplingStep], bool | None] | None = None,
         every: int = 10,
         seed: int | None = 0,
+        eta: float | None = None,
     ) -> torch.Tensor:
         """Conditional image generation: the moving image noised to ``start`` (q-sample), then the reverse process
-        conditioned on [moving, fixed] (``"ddpm"``: ``start + 1`` ancestral steps; ``"ddim"``: about ``steps``),
-        x0 clipped to [-1, 1]. Returns the generated image in [0, 1], ``(B, 1, *spatial)``; ``observer`` sees
-        every ``every``-th step (samples in [-1, 1]). ``seed`` makes the noise reproducible.
+        conditioned on [moving, fixed] (``"ddpm"``: ``start + 1`` ancestral steps; ``"ddim"``: about ``steps``,
+        with noise ``eta`` per step, see :func:`~common.diffusion.reverse_process`), x0 clipped to [-1, 1].
+        Returns the generated image in [0, 1], ``(B, 1, *spatial)``; ``observer`` sees every ``every``-th step
+        (samples in [-1, 1]). ``seed`` makes the noise reproducible.
         """
         moving, fixed = self._split(x)
         scheduler = make_scheduler(sampler, **self.schedule)
@@ -169,5 +171,6 @@ class DiffuseMorph(nn.Module):
             observer,
             every,
             generator,
+            eta,
         )
         return ((sample.clamp(-1.0, 1.0) + 1.0) / 2.0).to(x.dtype)

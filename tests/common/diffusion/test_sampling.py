@@ -88,3 +88,31 @@ def test_observer_sees_every_kth_step_and_can_stop_early():
 
     out = reverse_process(_oracle(scheduler, x0), torch.randn(1, 1, 4, 4), scheduler, timesteps, stop_at_second, 2)
     assert calls == [1, 3] and out.shape == x0.shape
+
+
+def test_ddim_eta_adds_the_ancestral_noise_and_the_oracle_still_lands_on_the_clean_sample():
+    scheduler = make_scheduler("ddim")
+    timesteps = sampling_timesteps(scheduler, None, 10)  # 1999, 1799, ...
+    x0 = torch.zeros(1, 1, 256, 256)
+    x_t = torch.randn(1, 1, 256, 256, generator=torch.Generator().manual_seed(0))
+    a_t, a_prev = (float(scheduler.alphas_cumprod[t]) for t in timesteps[:2])
+    # DDIM's sigma_t at eta = 1 (its eq. 16); with x0 = 0 the first step is sqrt(1 - a_prev - s2) eps + sigma z
+    s2 = (1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)
+    for eta, corr in ((0.0, 1.0), (1.0, (1 - s2 / (1 - a_prev)) ** 0.5)):
+        seen = []
+        out = reverse_process(
+            _oracle(scheduler, x0), x_t, scheduler, timesteps, seen.append, 1, torch.Generator().manual_seed(1), eta
+        )
+        first = torch.stack([seen[0].sample.flatten(), x_t.flatten()])
+        assert float(torch.corrcoef(first)[0, 1]) == pytest.approx(corr, abs=0.02)
+        torch.testing.assert_close(out, x0, atol=2e-4, rtol=0)
+    assert corr < 0.5  # the two cases really differ
+
+
+def test_eta_is_checked():
+    x, predict = torch.zeros(1, 1, 4, 4), _oracle(make_scheduler("ddpm"), torch.zeros(1, 1, 4, 4))
+    reverse_process(predict, x, make_scheduler("ddpm"), [1, 0], eta=1.0)  # DDPM's own steps
+    with pytest.raises(ValueError, match="DDIM sampler"):
+        reverse_process(predict, x, make_scheduler("ddpm"), [1, 0], eta=0.0)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        reverse_process(predict, x, make_scheduler("ddim"), [1, 0], eta=1.5)

@@ -73,9 +73,33 @@ def test_2d_model_and_generation_is_seeded_and_observable():
     assert len(seen) == 5 and seen[-1].total == 21 and seen[-1].timestep == 0
     c = model.generate(x, "ddim", start=200, steps=20, seed=1)
     assert not torch.equal(a, c)
+    stochastic = model.generate(x, "ddim", start=200, steps=20, eta=1.0)
+    assert not torch.equal(stochastic, a)  # eta reaches the sampler
+    torch.testing.assert_close(stochastic, model.generate(x, "ddim", start=200, steps=20, eta=1.0))
     ddpm = []
     model.generate(x, "ddpm", start=30, observer=ddpm.append, every=10)
     assert [s.index for s in ddpm] == [9, 19, 29, 30]
+
+
+@pytest.mark.parametrize(
+    "sampler, steps, eta", [("ddpm", None, None), ("ddpm", None, 1.0), ("ddim", 80, 0.0), ("ddim", 80, 1.0)]
+)
+def test_generation_with_the_exact_conditional_denoiser_returns_the_fixed_image(sampler, steps, eta):
+    """The denoiser DiffuseMorph's training targets, eps = (x_t - sqrt(a_t) F) / sqrt(1 - a_t) (x_t the noised
+    fixed image F), must turn the noised moving image into F exactly: checks which image conditions the
+    denoiser and the [0, 1] <-> [-1, 1] scaling of generate()."""
+    torch.manual_seed(0)
+    model = DiffuseMorph(**SMALL_2D).eval()
+    x = torch.rand(1, 2, 32, 32) * 0.8 + 0.1
+
+    def exact(moving, fixed, x_t, t):
+        a = model.scheduler.alphas_cumprod[t].view(-1, 1, 1, 1)
+        return ((x_t - a.sqrt() * fixed) / (1 - a).sqrt()).float()
+
+    model.predict_noise = exact
+    generated = model.generate(x, sampler, start=200, steps=steps, eta=eta)
+    torch.testing.assert_close(generated, x[:, 1:], atol=1e-4, rtol=0)
+    assert float((generated - x[:, :1]).abs().mean()) > 0.1  # not the moving image
 
 
 def test_voxelmorph_trajectories_scale_the_field_or_integrate_the_velocity():
