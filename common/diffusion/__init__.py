@@ -3,7 +3,7 @@ DDIM, from any start step, observable every k steps) shared by the diffusion bun
 stopping for sampling deformation fields."""
 
 from .guidance import FoldingGuidance, MaskedSimilarityGuidance, StopWhenStable
-from .sampling import SamplingStep, reverse_process, sampling_timesteps
+from .sampling import SamplingStep, check_eta, reverse_process, sampling_timesteps
 from .schedule import make_scheduler, q_sample
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "MaskedSimilarityGuidance",
     "SamplingStep",
     "StopWhenStable",
+    "check_eta",
     "make_scheduler",
     "q_sample",
     "reverse_process",

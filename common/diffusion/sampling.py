@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from monai.networks.schedulers import DDIMScheduler, DDPMScheduler
 
-__all__ = ["SamplingStep", "sampling_timesteps", "reverse_process"]
+__all__ = ["SamplingStep", "check_eta", "sampling_timesteps", "reverse_process"]
 
 
 @dataclass
@@ -51,6 +51,19 @@ def sampling_timesteps(scheduler, start: int | None = None, steps: int | None = 
     return [int(t) for t in scheduler.timesteps if int(t) <= start]
 
 
+def check_eta(sampler: str, eta: float | None) -> float:
+    """The per-step noise ``eta`` for ``sampler`` (``"ddpm"`` or ``"ddim"``), as DDIM's paper defines it: 0
+    deterministic, 1 the ancestral variance. DDIM takes any value in [0, 1] (``None``: 0); DDPM's steps are
+    ancestral, ``eta = 1`` (``None`` or 1). Raises ``ValueError`` otherwise."""
+    if sampler not in ("ddpm", "ddim"):
+        raise ValueError(f"sampler must be 'ddpm' or 'ddim', got {sampler!r}")
+    if eta is not None and not 0.0 <= eta <= 1.0:
+        raise ValueError(f"eta must be in [0, 1], got {eta}")
+    if sampler == "ddpm" and eta is not None and eta != 1.0:
+        raise ValueError(f"DDPM's ancestral steps are eta = 1; eta = {eta} needs the DDIM sampler")
+    return 1.0 if sampler == "ddpm" else float(eta or 0.0)
+
+
 @torch.no_grad()
 def reverse_process(
     predict_noise: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
@@ -66,20 +79,16 @@ def reverse_process(
 
     ``predict_noise(x_t, t)`` returns the noise estimate (``t`` a ``(B,)`` long tensor). ``observer`` is called
     every ``every`` steps and after the last one with a :class:`SamplingStep`; returning ``True`` stops the
-    process early (the current ``x0_hat`` is then returned). ``generator`` seeds the added noise. ``eta`` in
-    [0, 1]: the noise added per step as DDIM's paper defines it, 0 deterministic, 1 the ancestral variance;
-    DDIM takes any (``None``: 0), DDPM's ancestral steps are ``eta = 1`` (``None`` or 1). Returns the final
-    sample (``x0``).
+    process early (the current ``x0_hat`` is then returned). ``generator`` seeds the added noise. ``eta``: the
+    noise per step (:func:`check_eta`). Returns the final sample (``x0``).
     """
     if every < 1:
         raise ValueError(f"every must be >= 1, got {every}")
-    if eta is not None and not 0.0 <= eta <= 1.0:
-        raise ValueError(f"eta must be in [0, 1], got {eta}")
+    ddim = isinstance(scheduler, DDIMScheduler)
+    eta = check_eta("ddim" if ddim else "ddpm", eta)
     kwargs = {"generator": generator} if generator is not None else {}
-    if isinstance(scheduler, DDIMScheduler):
-        kwargs["eta"] = float(eta or 0.0)
-    elif eta is not None and eta != 1.0:
-        raise ValueError(f"DDPM's ancestral steps are eta = 1; eta = {eta} needs the DDIM sampler")
+    if ddim:
+        kwargs["eta"] = eta
     dtype = x.dtype
     for index, t in enumerate(timesteps):
         time = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)

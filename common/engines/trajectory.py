@@ -20,7 +20,7 @@ from ignite.engine import Engine, Events
 from torch import nn
 from tqdm import tqdm
 
-from ..diffusion import SamplingStep
+from ..diffusion import SamplingStep, check_eta
 from ..export.frames import frame_gif, frame_strip
 from ..metrics.image import nmse, psnr
 from ..metrics.overlap import dice_per_label, labels_present_in_both
@@ -144,8 +144,8 @@ class GenerationInferer:
         progress: bool = True,
         eta: float | None = None,
     ) -> None:
+        self.eta = check_eta(sampler, eta)  # refused here, before any data is read
         self.sampler, self.start, self.steps, self.every, self.seed = sampler, start, steps, every, seed
-        self.eta = eta
         self.progress = progress
         self.snapshots: list[torch.Tensor] = []
         self.snapshot_steps: list[int] = []

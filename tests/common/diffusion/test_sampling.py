@@ -4,7 +4,7 @@ DDPM and DDIM back to the clean sample it knows."""
 import pytest
 import torch
 
-from common.diffusion import make_scheduler, q_sample, reverse_process, sampling_timesteps
+from common.diffusion import check_eta, make_scheduler, q_sample, reverse_process, sampling_timesteps
 
 
 def test_linear_schedule_has_the_papers_betas():
@@ -107,6 +107,16 @@ def test_ddim_eta_adds_the_ancestral_noise_and_the_oracle_still_lands_on_the_cle
         assert float(torch.corrcoef(first)[0, 1]) == pytest.approx(corr, abs=0.02)
         torch.testing.assert_close(out, x0, atol=2e-4, rtol=0)
     assert corr < 0.5  # the two cases really differ
+
+
+def test_eta_is_checked_before_sampling():
+    from common.engines import GenerationInferer
+
+    assert check_eta("ddim", None) == 0.0 and check_eta("ddpm", None) == 1.0 and check_eta("ddim", 0.3) == 0.3
+    with pytest.raises(ValueError, match="DDIM sampler"):
+        GenerationInferer("ddpm", eta=0.0)  # refused when the config is parsed, before any data is read
+    with pytest.raises(ValueError, match="'ddpm' or 'ddim'"):
+        GenerationInferer("ddpn")
 
 
 def test_eta_is_checked():
