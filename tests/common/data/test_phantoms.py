@@ -79,3 +79,25 @@ def test_ensure_demo_data_never_overwrites(tmp_path):
         ensure_demo_data(out, "oasis", subjects=3, size=(16, 16, 16))
     ensure_demo_data(out, "oasis", subjects=3, size=(16, 16, 16), overwrite=True)
     assert len(oasis_subjects(out)) == 3
+
+
+def test_ensure_demo_data_with_another_process_publishing_first(tmp_path, monkeypatch):
+    """torchrun ranks call ensure_demo_data at once: while this writer is busy, another one (run here from inside
+    the first's data writing) publishes the same set; both must return it complete, with nothing left over."""
+    import common.data.phantoms as phantoms
+
+    out = str(tmp_path / "demo")
+    write = phantoms.make_demo_data
+    calls = []
+
+    def racing(kind, folder, *args):
+        calls.append(folder)
+        if len(calls) == 1:
+            phantoms.ensure_demo_data(out, "oasis", subjects=2, size=(16, 16, 16))  # the other rank, faster
+        return write(kind, folder, *args)
+
+    monkeypatch.setattr(phantoms, "make_demo_data", racing)
+    assert phantoms.ensure_demo_data(out, "oasis", subjects=2, size=(16, 16, 16)) == out
+    assert len(calls) == 2 and calls[0] != calls[1]  # each writer had a folder of its own
+    assert len(oasis_subjects(out)) == 2 and os.listdir(tmp_path) == ["demo"]
+    assert os.stat(out).st_mode & 0o755 == 0o755
