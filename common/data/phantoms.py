@@ -18,24 +18,22 @@ Everything is drawn from ``numpy.random.default_rng(seed)`` per subject, so a se
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
 import shutil
-import tempfile
 
 import nibabel as nib
 import numpy as np
 import torch
 import torch.nn.functional as F
+from filelock import FileLock
 
 from ..spatial.integrate import integrate_svf
 from .splits import split_by_fraction
 
 __all__ = ["write_acdc_phantoms", "write_oasis_phantoms", "make_demo_data", "ensure_demo_data", "OASIS_PHANTOM_LABELS"]
 
-_MARKER = ".regzoo-demo.json"
 _GZ_LEVEL = 1  # fast compression: the phantoms are regenerated, not archived
 PHANTOM_VERSION = 3  # bump when the phantoms change: demo folders of another version are regenerated
 
@@ -435,25 +433,16 @@ def make_demo_data(kind: str, out: str, subjects: int = 10, seed: int = 0, size=
     return out
 
 
-def _holds(out: str, wanted: dict) -> bool:
-    """Whether ``out`` holds a complete demo set made with ``wanted`` (its marker file says so)."""
-    try:
-        with open(os.path.join(out, _MARKER), encoding="utf-8") as f:
-            return json.load(f) == wanted
-    except (OSError, ValueError):
-        return False
-
-
 def ensure_demo_data(out: str, kind: str, subjects: int = 10, seed: int = 0, size=None, overwrite: bool = False) -> str:
     """Write the demo set to ``out`` unless the same one is there already (marker file); returns ``out``.
 
     Bundles call this first, so a fresh clone trains with no data downloaded. Data is never lost: a
     non-empty ``out`` without the marker is refused, and a demo set with other parameters is replaced only
-    with ``overwrite=True``; one written by an older phantom generator is regenerated. Safe for several
-    processes at once (``torchrun`` ranks): each writes to a folder of its own and the first complete set
-    is moved into place; the others, identical, are dropped.
+    with ``overwrite=True``; one written by an older phantom generator is regenerated. Several processes at
+    once (``torchrun`` ranks) take turns through the lock file ``<out>.lock``: one writes, the others find
+    its set.
     """
-    marker = os.path.join(out, _MARKER)
+    marker = os.path.join(out, ".regzoo-demo.json")
     wanted = {
         "kind": kind,
         "subjects": int(subjects),
@@ -463,37 +452,30 @@ def ensure_demo_data(out: str, kind: str, subjects: int = 10, seed: int = 0, siz
     }
     if os.path.exists(out) and not os.path.isdir(out):
         raise FileExistsError(f"{out}: is a file, expected a folder for the demo data")
-    if os.path.exists(marker):
-        if _holds(out, wanted):
-            return out
-        with open(marker, encoding="utf-8") as f:
-            found = json.load(f)
-        outdated = {k: v for k, v in found.items() if k != "version"} == {
-            k: v for k, v in wanted.items() if k != "version"
-        }
-        if not (overwrite or outdated):
-            raise FileExistsError(
-                f"{out}: holds a demo data set made with other parameters ({marker}); "
-                "pass overwrite=True (--overwrite) to replace it, or choose another folder"
-            )
-        shutil.rmtree(out, ignore_errors=True)  # another rank may be removing it too
-    elif os.path.isdir(out) and os.listdir(out):
-        raise FileExistsError(f"{out}: exists and is not a regzoo demo folder; refusing to write demo data into it")
-    parent = os.path.dirname(os.path.abspath(out))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=os.path.basename(os.path.abspath(out)) + ".partial-", dir=parent)
-    os.chmod(tmp, 0o755)  # mkdtemp's 0700 would become the data folder's
-    try:
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with FileLock(out.rstrip(os.sep) + ".lock"):
+        if os.path.exists(marker):
+            with open(marker, encoding="utf-8") as f:
+                found = json.load(f)
+            if found == wanted:
+                return out
+            outdated = {k: v for k, v in found.items() if k != "version"} == {
+                k: v for k, v in wanted.items() if k != "version"
+            }
+            if not (overwrite or outdated):
+                raise FileExistsError(
+                    f"{out}: holds a demo data set made with other parameters ({marker}); "
+                    "pass overwrite=True (--overwrite) to replace it, or choose another folder"
+                )
+            shutil.rmtree(out)
+        elif os.path.isdir(out) and os.listdir(out):
+            raise FileExistsError(f"{out}: exists and is not a regzoo demo folder; refusing to write demo data into it")
+        tmp = out.rstrip(os.sep) + ".partial"
+        shutil.rmtree(tmp, ignore_errors=True)
         make_demo_data(kind, tmp, subjects, seed, size)
-        with open(os.path.join(tmp, _MARKER), "w", encoding="utf-8") as f:
+        with open(os.path.join(tmp, ".regzoo-demo.json"), "w", encoding="utf-8") as f:
             json.dump(wanted, f)
-        with contextlib.suppress(OSError):
-            os.rmdir(out)  # an empty folder in the way (non-empty ones were refused above)
-        try:
-            os.replace(tmp, out)  # a complete set appears at once
-        except OSError:
-            if not _holds(out, wanted):
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)  # an interrupted or second writer leaves nothing behind
+        if os.path.isdir(out):
+            os.rmdir(out)  # empty, checked above
+        os.replace(tmp, out)  # a complete set appears at once; an interrupted run leaves only the .partial folder
     return out

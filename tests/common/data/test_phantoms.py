@@ -81,23 +81,36 @@ def test_ensure_demo_data_never_overwrites(tmp_path):
     assert len(oasis_subjects(out)) == 3
 
 
-def test_ensure_demo_data_with_another_process_publishing_first(tmp_path, monkeypatch):
-    """torchrun ranks call ensure_demo_data at once: while this writer is busy, another one (run here from inside
-    the first's data writing) publishes the same set; both must return it complete, with nothing left over."""
+def _rank(out: str, log: str, start) -> None:
+    """One torchrun-like rank: ensure_demo_data with the data writer slowed down and logged."""
+    import time
+
     import common.data.phantoms as phantoms
 
-    out = str(tmp_path / "demo")
     write = phantoms.make_demo_data
-    calls = []
 
-    def racing(kind, folder, *args):
-        calls.append(folder)
-        if len(calls) == 1:
-            phantoms.ensure_demo_data(out, "oasis", subjects=2, size=(16, 16, 16))  # the other rank, faster
-        return write(kind, folder, *args)
+    def slow(*args):
+        with open(log, "a", encoding="utf-8") as f:
+            f.write("wrote\n")
+        time.sleep(1.0)  # both ranks are surely inside ensure_demo_data meanwhile
+        return write(*args)
 
-    monkeypatch.setattr(phantoms, "make_demo_data", racing)
-    assert phantoms.ensure_demo_data(out, "oasis", subjects=2, size=(16, 16, 16)) == out
-    assert len(calls) == 2 and calls[0] != calls[1]  # each writer had a folder of its own
-    assert len(oasis_subjects(out)) == 2 and os.listdir(tmp_path) == ["demo"]
-    assert os.stat(out).st_mode & 0o755 == 0o755
+    phantoms.make_demo_data = slow
+    start.wait()
+    phantoms.ensure_demo_data(out, "oasis", subjects=2, size=(16, 16, 16))
+
+
+def test_ensure_demo_data_from_two_processes_at_once(tmp_path):
+    """torchrun ranks call ensure_demo_data at once: one writes the set, the other finds it complete."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    out, log, start = str(tmp_path / "demo"), str(tmp_path / "writers.log"), ctx.Barrier(2)
+    ranks = [ctx.Process(target=_rank, args=(out, log, start)) for _ in range(2)]
+    for rank in ranks:
+        rank.start()
+    for rank in ranks:
+        rank.join(120)
+    assert [rank.exitcode for rank in ranks] == [0, 0]
+    assert open(log, encoding="utf-8").read() == "wrote\n"  # written once
+    assert len(oasis_subjects(out)) == 2 and not os.path.exists(out + ".partial")
