@@ -8,7 +8,7 @@ along spatial axis ``c``, and maps a fixed-image point ``p`` to ``p + u(p)``.
 """
 
 from . import spatial  # noqa: I001  (dependency order: spatial first)
-from . import losses, metrics, networks, data, engines, bundle, export
+from . import losses, metrics, networks, data, engines, bundle, export, realscan
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "bundle", "data", "engines", "export", "losses", "metrics", "networks", "spatial"]
+__all__ = ["__version__", "bundle", "data", "engines", "export", "losses", "metrics", "networks", "realscan", "spatial"]

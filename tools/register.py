@@ -1,16 +1,12 @@
-"""``regzoo register``: register one pair with any bundle and write results on the fixed image's own grid.
+"""``regzoo register``: register one pair, or a datalist of pairs, with any bundle, through the real-scan stage.
 
 The bundle's ``inference.json`` (plus any extra configs, e.g. ``quick.json`` for a quick-trained checkpoint)
-gives the preprocessing and the network. The network's DDF lives on the preprocessed (resampled, cropped) grid;
-it is turned into a physical transform and evaluated on the original fixed grid (``common.spatial.physical``),
-so every output has the fixed image's geometry:
-
-``warped.nii.gz`` (moving image, linear), ``warped_label.nii.gz`` (nearest), ``ddf_itk.nii.gz`` +
-``transform.h5`` (the fixed -> moving transform as an ITK displacement field, LPS millimetres: ITK, ANTs and
-3D Slicer read it), ``inverse_ddf_itk.nii.gz`` + ``inverse_transform.h5`` on the moving grid when the network
-has a true inverse (``ddf_and_inverse``), ``jacobian.nii.gz`` (det J of the physical map), ``metrics.json`` and, with
-``report``, ``report.png`` (plus ``frames.png`` / ``frames.gif`` along the trajectory for DiffuseMorph and DDM,
-and along the sampling steps for DiffuseReg).
+gives the network and its ``real_scan`` settings (``common.realscan.RealScanStage``): the pair is put on a
+network grid built from the fixed image (the bundle's orientation, spacing and size, around the fixed
+foreground), the moving image is affinely pre-aligned (``--affine none|rigid|affine``), the network runs, and
+every output is written on the fixed image's own grid and geometry (``common.realscan.register_pair`` lists the
+files: warped image and labels, det J, one ITK composite transform, the ANTs affine + warp pair, the full
+displacement field, inverses where the method has one, ``metrics.json``, and ``report.png`` with ``report``).
 Results go to a temporary folder moved into place when complete; an existing output is never replaced without
 ``overwrite``.
 """
@@ -55,24 +51,6 @@ def _parser(bundle: str, configs, overrides: dict):
     return parser
 
 
-def _load_original(path: str, what: str):
-    """(array (1, *S) float64 tensor, affine) of a 3D NIfTI file, with clear errors."""
-    import nibabel as nib
-    import numpy as np
-    import torch
-
-    from common.data import check_image_file
-
-    check_image_file(path, ndim=3, full=True)
-    image = nib.load(path)
-    data = np.asarray(image.dataobj, dtype=np.float64)
-    if data.ndim != 3:
-        raise ValueError(f"{path}: {what} must be a 3D image, got shape {data.shape}")
-    if not np.isfinite(data).all():
-        raise ValueError(f"{path}: {what} holds NaN or infinite values")
-    return torch.from_numpy(data)[None], image.affine
-
-
 def _load_network(parser, device: str):
     from common.engines import load_weights
 
@@ -82,91 +60,23 @@ def _load_network(parser, device: str):
     return load_weights(network, parser.get_parsed_content("checkpoint"), device)
 
 
-def _register_pair(parser, network, pair: dict, out: str, device: str, overwrite: bool, report: bool = False) -> dict:
-    """Register one pair ``{"fixed", "moving", "fixed_label"?, "moving_label"?}`` (file paths) into ``out``."""
-    import nibabel as nib
-    import numpy as np
-    import torch
+def _frames(network, x, folder: str, title: str) -> None:
+    """Report frames where the method has them: along the trajectory (DiffuseMorph, DDM) or the sampling steps
+    (DiffuseReg)."""
+    if callable(getattr(network, "trajectory", None)):
+        _trajectory_frames(network, x, folder, title)
+    elif callable(getattr(network, "sample", None)):
+        _sampling_frames(network, x, folder, title)
 
-    from common.export import registration_report, write_itk_displacement
-    from common.metrics import dice_per_label, labels_present_in_both, regularity_metrics
-    from common.spatial import jacobian_determinant, physical_displacement, warp_physical
+
+def _register_pair(parser, network, pair: dict, out: str, device: str, overwrite: bool, report: bool = False) -> dict:
+    """Register one pair ``{"fixed", "moving", "fixed_label"?, "moving_label"?}`` (file paths) into ``out``
+    through the bundle's real-scan stage (``common.realscan.register_pair``)."""
+    from common.realscan import register_pair
 
     check_output_dir(out, overwrite)
-    fixed_image, fixed_affine = _load_original(pair["fixed"], "the fixed image")
-    moving_image, moving_affine = _load_original(pair["moving"], "the moving image")
-    labels = {}
-    for key, image in (("moving_label", moving_image), ("fixed_label", fixed_image)):
-        if pair.get(key) is not None:
-            labels[key] = _load_original(pair[key], key.replace("_", " "))
-            if labels[key][0].shape != image.shape:
-                raise ValueError(
-                    f"{pair[key]}: {key} grid {tuple(labels[key][0].shape[1:])} differs from its image's "
-                    f"{tuple(image.shape[1:])}"
-                )
-    data = parser.get_parsed_content("preprocessing")({k: v for k, v in pair.items() if v is not None})
-    x = torch.cat([data["moving"], data["fixed"]], 0)[None].to(device)
-    net_fixed = np.asarray(data["fixed"].affine, dtype=np.float64)
-    net_moving = np.asarray(data["moving"].affine, dtype=np.float64)
-    start = time.perf_counter()
-    with torch.no_grad():
-        if callable(getattr(network, "ddf_and_inverse", None)):  # one pass for both (TransMorph-TVF)
-            ddf, inverse = (field[0] for field in network.ddf_and_inverse(x))
-        else:
-            ddf, inverse = network(x)[0], None
-    seconds = time.perf_counter() - start
-
-    d = physical_displacement(ddf, net_fixed, net_moving, fixed_affine, fixed_image.shape[1:])
-    outputs = {"warped": (warp_physical(moving_image, moving_affine, d, fixed_affine)[0], np.float32)}
-    if "moving_label" in labels:
-        warped_label = warp_physical(labels["moving_label"][0], moving_affine, d, fixed_affine, mode="nearest")[0]
-        outputs["warped_label"] = (warped_label, np.int16)
-    # det J of the physical map from the displacement in the fixed grid's voxel units (same determinant)
-    voxel_ddf = torch.einsum("ij,j...->i...", torch.as_tensor(np.linalg.inv(fixed_affine[:3, :3])), d)[None].float()
-    outputs["jacobian"] = (jacobian_determinant(voxel_ddf)[0, 0], np.float32)
-
-    metrics = {"fixed": pair["fixed"], "moving": pair["moving"], "seconds": seconds}
-    metrics.update({k: float(v[0]) for k, v in regularity_metrics(voxel_ddf).items()})
-    if "warped_label" in outputs and "fixed_label" in labels:
-        warped = outputs["warped_label"][0][None, None].round()
-        target = labels["fixed_label"][0][None].round()
-        present = labels_present_in_both(warped, target)
-        dice = dice_per_label(warped, target, present)[0]
-        metrics["dice"] = {str(k): float(v) for k, v in zip(present, dice.tolist())}
-        metrics["dice_mean"] = float(torch.nanmean(dice)) if present else float("nan")
-
-    tmp = out.rstrip("/") + ".partial"
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    for name, (array, dtype) in outputs.items():
-        nib.save(nib.Nifti1Image(array.cpu().numpy().astype(dtype), fixed_affine), os.path.join(tmp, f"{name}.nii.gz"))
-    write_itk_displacement(d, fixed_affine, os.path.join(tmp, "ddf_itk.nii.gz"), os.path.join(tmp, "transform.h5"))
-    if inverse is not None:
-        d_inv = physical_displacement(inverse, net_moving, net_fixed, moving_affine, moving_image.shape[1:])
-        write_itk_displacement(
-            d_inv, moving_affine, os.path.join(tmp, "inverse_ddf_itk.nii.gz"), os.path.join(tmp, "inverse_transform.h5")
-        )
-    if report:
-        before = warp_physical(moving_image, moving_affine, torch.zeros_like(d), fixed_affine)[0]
-        registration_report(
-            os.path.join(tmp, "report.png"),
-            fixed_image[0].numpy(),
-            before.numpy(),
-            outputs["warped"][0].numpy(),
-            voxel_ddf[0].numpy(),
-            outputs["jacobian"][0].numpy(),
-            title=_pair_name(pair).replace("__", "  <-  "),
-        )
-        if callable(getattr(network, "trajectory", None)):  # DiffuseMorph, DDM: the path from moving to fixed
-            _trajectory_frames(network, x, tmp, _pair_name(pair))
-        elif callable(getattr(network, "sample", None)):  # DiffuseReg: the field estimate while sampling
-            _sampling_frames(network, x, tmp, _pair_name(pair))
-    with open(os.path.join(tmp, "metrics.json"), "w", encoding="utf-8") as f:
-        json.dump(metrics, f, indent=1)
-    if os.path.isdir(out):
-        shutil.rmtree(out)
-    os.replace(tmp, out)
-    return metrics
+    stage = parser.get_parsed_content("real_scan")
+    return register_pair(stage, network, pair, out, device, report=report, frames=_frames)
 
 
 def _trajectory_frames(network, x, folder: str, title: str, frames: int = 8) -> None:
@@ -216,11 +126,22 @@ def _pair_name(pair: dict) -> str:
 def _write_table(out: str, rows: list[dict]) -> None:
     import csv
 
-    columns = list(dict.fromkeys(k for row in rows for k in row if k != "dice"))
+    flat = [_flat_row(row) for row in rows]
+    columns = list(dict.fromkeys(k for row in flat for k in row))
     with open(os.path.join(out, "metrics.csv"), "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
+        writer = csv.DictWriter(f, fieldnames=columns, restval="")
         writer.writeheader()
-        writer.writerows([{k: v for k, v in row.items() if k != "dice"} for row in rows])
+        writer.writerows(flat)
+
+
+def _flat_row(metrics: dict) -> dict:
+    """A table row of ``metrics.json``: per-label Dice left out, the affine as its rotation (degrees) and the
+    length of its translation at the fixed foreground centre (mm)."""
+    row = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
+    if isinstance(metrics.get("affine"), dict):
+        row["affine_rotation_deg"] = metrics["affine"]["rotation_deg"]
+        row["affine_translation_mm"] = sum(t * t for t in metrics["affine"]["translation_mm"]) ** 0.5
+    return row
 
 
 def register(
@@ -235,6 +156,7 @@ def register(
     checkpoint: str | None = None,
     configs=None,
     device: str = "cpu",
+    affine: str | None = None,
     overwrite: bool = False,
     report: bool = False,
 ) -> None:
@@ -249,13 +171,21 @@ def register(
             the JSON); ``key`` names the list (``testing``).
         configs: extra configs of the bundle stacked on ``inference.json`` (e.g. ``quick.json``).
         checkpoint: weights (default: the bundle's ``models/model.pt``).
+        affine: pre-alignment before the network: ``none``, ``rigid`` or ``affine`` (default: the bundle's
+            ``real_scan#affine``, ``affine`` in every bundle).
         overwrite: replace existing outputs (default: refuse, or skip in batch mode).
         report: also write ``report.png`` (``common.export.registration_report``: images, differences before /
             after, checkerboard, deformation grid, det J with folds in red), and for methods with a trajectory
             (DiffuseMorph, DDM) ``frames.png`` and ``frames.gif`` (the moving image from gamma 0 to 1); for DiffuseReg
             the same along the sampling steps.
     """
+    from common.realscan import AFFINE_MODELS
+
     overrides = {"device": f"$torch.device('{device}')"}
+    if affine is not None:
+        if affine not in AFFINE_MODELS:
+            raise ValueError(f"--affine must be one of {', '.join(AFFINE_MODELS)}, got {affine!r}")
+        overrides["real_scan#affine"] = affine
     if checkpoint is not None:
         overrides["checkpoint"] = checkpoint
     if datalist is None:
@@ -266,7 +196,7 @@ def register(
         network = _load_network(parser, device)
         pair = {"fixed": fixed, "moving": moving, "moving_label": moving_label, "fixed_label": fixed_label}
         metrics = _register_pair(parser, network, pair, out, device, overwrite, report)
-        print(json.dumps({"bundle": bundle, **{k: v for k, v in metrics.items() if k != "dice"}}, indent=1))
+        print(json.dumps({"bundle": bundle, **_flat_row(metrics)}, indent=1))
         return
     from tqdm import tqdm
 

@@ -3,14 +3,27 @@
 from .bspline import BSplineSVF, bspline_kernel, bspline_to_dense, control_grid_size
 from .integrate import compose, integrate_svf, integrate_tvf, invert_displacement, invert_svf, tvf_step
 from .jacobian import jacobian_determinant, jacobian_matrix
-from .physical import RAS_TO_LPS, physical_displacement, sample_points, warp_physical
+from .physical import (
+    RAS_TO_LPS,
+    apply_affine,
+    grid_world,
+    physical_displacement,
+    resample_affine,
+    sample_points,
+    sample_world,
+    warp_physical,
+)
 from .resize import resize_displacement
 from .warp import identity_grid, warp
 
 __all__ = [
     "RAS_TO_LPS",
+    "apply_affine",
+    "grid_world",
     "physical_displacement",
+    "resample_affine",
     "sample_points",
+    "sample_world",
     "warp_physical",
     "BSplineSVF",
     "bspline_kernel",

@@ -17,7 +17,16 @@ import torch.nn.functional as F
 
 from .warp import identity_grid
 
-__all__ = ["RAS_TO_LPS", "physical_displacement", "sample_points", "warp_physical"]
+__all__ = [
+    "RAS_TO_LPS",
+    "apply_affine",
+    "grid_world",
+    "physical_displacement",
+    "resample_affine",
+    "sample_points",
+    "sample_world",
+    "warp_physical",
+]
 
 #: RAS <-> LPS (ITK's physical convention): negate the first two world axes.
 RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0])
@@ -34,9 +43,9 @@ def sample_points(
     return out[0]
 
 
-def _apply(affine: np.ndarray, points: torch.Tensor) -> torch.Tensor:
+def apply_affine(affine: np.ndarray, points: torch.Tensor) -> torch.Tensor:
     """Affine ``(ndim+1)^2`` applied to points ``(ndim, *shape)``."""
-    a = torch.as_tensor(affine, dtype=points.dtype)
+    a = torch.as_tensor(affine, dtype=points.dtype, device=points.device)
     ndim = points.shape[0]
     flat = points.reshape(ndim, -1)
     return (a[:ndim, :ndim] @ flat + a[:ndim, ndim:]).reshape(points.shape)
@@ -52,10 +61,45 @@ def physical_displacement(
     """Physical displacement ``d(x)`` (RAS mm, ``(ndim, *out_shape)``, float64) on the grid ``out_affine`` /
     ``out_shape`` of the network DDF ``ddf`` (ndim, *net_shape) in voxels (module docstring). Outside the network
     grid the DDF is continued by its border value."""
-    world = _apply(out_affine, identity_grid(out_shape, dtype=torch.float64))
-    source = _apply(np.linalg.inv(source_affine), world)
+    world = apply_affine(out_affine, identity_grid(out_shape, dtype=torch.float64))
+    source = apply_affine(np.linalg.inv(source_affine), world)
     moved = source + sample_points(ddf.detach().to(torch.float64).cpu(), source, padding_mode="border")
-    return _apply(target_affine, moved) - world
+    return apply_affine(target_affine, moved) - world
+
+
+def grid_world(affine: np.ndarray, shape: Sequence[int], device=None) -> torch.Tensor:
+    """World (RAS mm) coordinates ``(ndim, *shape)``, float64, of the voxels of the grid ``affine`` / ``shape``."""
+    return apply_affine(affine, identity_grid(shape, device=device, dtype=torch.float64))
+
+
+def sample_world(
+    image: torch.Tensor, image_affine: np.ndarray, world: torch.Tensor, mode: str = "bilinear"
+) -> torch.Tensor:
+    """``image`` (C, *size) with voxel-to-world ``image_affine`` sampled at world points ``world`` (ndim, *out)
+    (RAS mm) -> (C, *out), in ``image``'s dtype.
+
+    As ITK's resampling: the image covers its voxels' boxes (continuous indices -0.5 .. n - 0.5), inside which
+    interpolation replicates the border voxels; outside it the result is zero."""
+    points = apply_affine(np.linalg.inv(image_affine), world.to(torch.float64))
+    out = sample_points(image, points.to(image.device), mode=mode, padding_mode="border")
+    size = torch.tensor(image.shape[1:], dtype=points.dtype, device=points.device)
+    inside = ((points >= -0.5) & (points < size.view(-1, *([1] * (points.ndim - 1))) - 0.5)).all(0)
+    return out * inside.to(out.device, out.dtype)
+
+
+def resample_affine(
+    image: torch.Tensor,
+    image_affine: np.ndarray,
+    out_affine: np.ndarray,
+    out_shape: Sequence[int],
+    world_map: np.ndarray | None = None,
+    mode: str = "bilinear",
+) -> torch.Tensor:
+    """``image`` (C, *size) resampled onto the grid ``out_affine`` / ``out_shape`` through the world-space affine
+    ``world_map`` (``(ndim+1)^2``, output-grid point -> image point, RAS mm; identity when ``None``): the value at
+    output voxel ``j`` is ``image(image_affine^-1 world_map out_affine j)`` (:func:`sample_world`)."""
+    full = out_affine if world_map is None else np.asarray(world_map, dtype=np.float64) @ out_affine
+    return sample_world(image, image_affine, grid_world(full, out_shape), mode=mode)
 
 
 def warp_physical(
@@ -66,13 +110,7 @@ def warp_physical(
     mode: str = "bilinear",
 ) -> torch.Tensor:
     """``image`` (C, *size) with ``image_affine`` resampled at ``x + d(x)`` for the points ``x`` of the grid
-    ``out_affine`` on which ``displacement`` (ndim, *out_shape, RAS mm) lives.
-
-    As ITK's resampling: the image covers its voxels' boxes (continuous indices -0.5 .. n - 0.5), inside which
-    interpolation replicates the border voxels; outside it the result is zero."""
-    world = _apply(out_affine, identity_grid(displacement.shape[1:], dtype=torch.float64)) + displacement
-    points = _apply(np.linalg.inv(image_affine), world)
-    out = sample_points(image.to(torch.float64), points, mode=mode, padding_mode="border")
-    size = torch.tensor(image.shape[1:], dtype=points.dtype).view(-1, *([1] * (points.ndim - 1)))
-    inside = ((points >= -0.5) & (points < size - 0.5)).all(0)
-    return out * inside
+    ``out_affine`` on which ``displacement`` (ndim, *out_shape, RAS mm) lives (:func:`sample_world`, in
+    ``image``'s dtype)."""
+    world = grid_world(out_affine, displacement.shape[1:]) + displacement.to(torch.float64).cpu()
+    return sample_world(image, image_affine, world, mode=mode)

@@ -28,7 +28,9 @@ def _zero_field(path):
 def test_identity_registration_returns_the_atlas_labels_on_the_image_grid(atlas_dir, tmp_path):
     atlas_image, atlas_label = demo_atlas(atlas_dir)
     image = atlas_image.replace("0001", "0002")  # the other demo subject, same grid as the atlas
-    task = AtlasLabelPropagation("transmorph_tvf", _zero_field(tmp_path / "zero.pt"), "quick.json", atlas_dir=atlas_dir)
+    task = AtlasLabelPropagation(
+        "transmorph_tvf", _zero_field(tmp_path / "zero.pt"), "quick.json", atlas_dir=atlas_dir, affine="none"
+    )
     info = task.info()
     assert info["type"] == "segmentation" and info["dimension"] == 3 and task.is_valid()
     label_file, result = task({"image": image, "result_path": str(tmp_path / "label.nii.gz")})

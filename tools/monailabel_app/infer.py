@@ -1,8 +1,8 @@
 """Atlas-based label propagation with any regzoo bundle, as a MONAI Label infer task.
 
 The user's image is the fixed image, the atlas the moving one; the result is the atlas labels warped onto the
-user's image grid (``tools.register``: the bundle's preprocessing and network, then the physical transform on the
-image's own grid). The class follows MONAI Label's ``InferTask`` interface (``type``, ``labels``, ``dimension``,
+user's image grid (``tools.register``: the bundle's real-scan stage and network, then the physical transform on
+the image's own grid). The class follows MONAI Label's ``InferTask`` interface (``type``, ``labels``, ``dimension``,
 ``description``, ``info()``, ``config()``, ``is_valid()``, ``__call__(request) -> (label file, result dict)``)
 without importing ``monailabel``, so it also runs, and is tested, where MONAI Label cannot be installed.
 """
@@ -34,6 +34,7 @@ class AtlasLabelPropagation:
         bundle, configs, checkpoint, device: as ``regzoo register``.
         atlas_image, atlas_label: the atlas (default: :func:`demo_atlas` in ``atlas_dir``).
         labels: ``{name: value}`` of the atlas labels (MONAI Label's label map).
+        affine: the real-scan stage's pre-alignment (``none``, ``rigid``, ``affine``; default: the bundle's).
     """
 
     type = "segmentation"
@@ -49,6 +50,7 @@ class AtlasLabelPropagation:
         atlas_dir: str | None = None,
         labels: dict | None = None,
         device: str = "cpu",
+        affine: str | None = None,
     ) -> None:
         if (atlas_image is None) != (atlas_label is None):
             raise ValueError("give both atlas_image and atlas_label, or neither (the demo atlas)")
@@ -65,6 +67,8 @@ class AtlasLabelPropagation:
         overrides = {"device": f"$torch.device('{device}')"}
         if checkpoint is not None:
             overrides["checkpoint"] = checkpoint
+        if affine is not None:
+            overrides["real_scan#affine"] = affine
         self._parser = _parser(bundle, configs, overrides)
         self._network = _load_network(self._parser, device)
 
