@@ -36,7 +36,7 @@ def find_bundle(name: str) -> str:
 
 
 def _parser(bundle: str, configs, overrides: dict):
-    from monai.bundle import ConfigParser
+    from common.bundle import inference_parser
 
     folder = find_bundle(bundle)
     files = [os.path.join(folder, "configs", "inference.json")]
@@ -45,8 +45,7 @@ def _parser(bundle: str, configs, overrides: dict):
         if not os.path.isfile(path):
             raise ValueError(f"config {extra!r} not found (neither a file nor in {folder}/configs)")
         files.append(path)
-    parser = ConfigParser()
-    parser.read_config(files)
+    parser = inference_parser(files)
     parser.update({"bundle_root": folder, **overrides})
     return parser
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-__all__ = ["bundle_root"]
+__all__ = ["bundle_root", "inference_parser"]
 
 
 def bundle_root(name: str) -> str:
@@ -22,3 +22,22 @@ def bundle_root(name: str) -> str:
         f"cannot find bundle '{name}' from {here}: run from the repository root, from the bundle folder, or from "
         f"the folder holding it, or pass --bundle_root <path>"
     )
+
+
+def inference_parser(files: list[str]):
+    """A MONAI ``ConfigParser`` of ``files[0]`` (an ``inference.json``) with the overlays ``files[1:]`` stacked on it.
+
+    An overlay such as ``quick.json`` serves training and inference alike: its ``a#b`` keys whose section ``a``
+    the inference config lacks (``train#...``, ``validate#...``) are training settings and are left out, instead of
+    MONAI's ``KeyError: 'query key: train'``; plain keys (sizes, spacings, paths) apply."""
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(files[0])
+    for path in files[1:]:
+        for key, value in ConfigParser.load_config_file(path).items():
+            section = key.split("#")[0]
+            if "#" in key and section not in parser.get():
+                continue
+            parser[key] = value
+    return parser

@@ -107,7 +107,7 @@ def align_affine(
     similarity: str = "ncc",
     init: str = "com",
     levels_mm: Sequence[float] = (8.0, 4.0),
-    iterations: Sequence[int] = (80, 40),
+    iterations: Sequence[int] = (50, 25),
     device: str | torch.device | None = None,
 ) -> AffineResult:
     """Fixed -> moving world map of two images ``(1, *spatial)`` in [0, 1] with their voxel-to-world affines.

@@ -85,7 +85,7 @@ class RealScanStage:
         similarity: str = "ncc",
         affine_init: str = "com",
         affine_levels_mm: Sequence[float] = (8.0, 4.0),
-        affine_iterations: Sequence[int] = (80, 40),
+        affine_iterations: Sequence[int] = (50, 25),
     ) -> None:
         if len(spatial_size) != 3:
             raise ValueError(f"the real-scan stage handles 3D bundles; spatial_size {tuple(spatial_size)} is not 3D")

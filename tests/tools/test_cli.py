@@ -41,3 +41,14 @@ def test_diffusemorph_benchmark_prints_every_task_beside_the_papers(capsys):
     assert float(rows["registration"][1]) == 0.07 and float(rows["sequence (3 frames)"][1]) == 0.456
     assert float(rows["generation DDIM (20 requested)"][1]) == 6.02
     assert all(float(v[0]) > 0 for k, v in rows.items() if k != "task")
+
+
+def test_affine_benchmark_table_shows_the_alignment_helping(capsys, tmp_path):
+    from tools import benchmark_affine
+
+    benchmark_affine.affine(pairs=1, resolutions=(4.0,), ants_python=str(tmp_path / "no-python"), data_dir=str(tmp_path))
+    out = capsys.readouterr().out
+    rows = {line.split("|")[2].strip(): line.split("|") for line in out.splitlines() if line.startswith("| 4 mm")}
+    assert "ANTs: " in out and set(rows) >= {"headers", "regzoo affine (torch)", "headers, before the known affine"}
+    # the known affine (15-30 degrees, 10-20 mm) ruins the overlap; the stage's alignment brings it back
+    assert float(rows["regzoo affine (torch)"][3]) > float(rows["headers"][3]) + 0.2
