@@ -142,7 +142,9 @@ def affine(
             moved_affine = known @ moving_image.affine
             moved_path = os.path.join(work, f"moving_{mm:g}_{i}.nii.gz")
             nib.save(nib.Nifti1Image(moving[0].numpy(), moved_affine), moved_path)
-            cases.append((fixed, fixed_image.affine, fixed_label, moving, moved_affine, moving_label, moving_image.affine))
+            cases.append(
+                (fixed, fixed_image.affine, fixed_label, moving, moved_affine, moving_label, moving_image.affine)
+            )
             jobs.append({"fixed": fixed_path, "moving": moved_path})
         rows = {"headers, before the known affine": [], "headers": [], "regzoo affine (torch)": []}
         stage = RealScanStage(spatial_size=size, percentiles=(0.05, 99.95), affine="affine")
@@ -150,7 +152,9 @@ def affine(
             rows["headers, before the known affine"].append(
                 (_dice(moving_label, original, fixed_label, fixed_affine, np.eye(4)), float("nan"))
             )
-            rows["headers"].append((_dice(moving_label, moved_affine, fixed_label, fixed_affine, np.eye(4)), float("nan")))
+            rows["headers"].append(
+                (_dice(moving_label, moved_affine, fixed_label, fixed_affine, np.eye(4)), float("nan"))
+            )
             start = time.perf_counter()
             prepared = stage.prepare(fixed, fixed_affine, moving, moved_affine)
             seconds = time.perf_counter() - start

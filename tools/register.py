@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import time
 
 from common.engines import check_output_dir
 
@@ -59,88 +57,14 @@ def _load_network(parser, device: str):
     return load_weights(network, parser.get_parsed_content("checkpoint"), device)
 
 
-def _frames(network, x, folder: str, title: str) -> None:
-    """Report frames where the method has them: along the trajectory (DiffuseMorph, DDM) or the sampling steps
-    (DiffuseReg)."""
-    if callable(getattr(network, "trajectory", None)):
-        _trajectory_frames(network, x, folder, title)
-    elif callable(getattr(network, "sample", None)):
-        _sampling_frames(network, x, folder, title)
-
-
 def _register_pair(parser, network, pair: dict, out: str, device: str, overwrite: bool, report: bool = False) -> dict:
     """Register one pair ``{"fixed", "moving", "fixed_label"?, "moving_label"?}`` (file paths) into ``out``
     through the bundle's real-scan stage (``common.realscan.register_pair``)."""
-    from common.realscan import register_pair
+    from common.realscan import register_pair, report_frames
 
     check_output_dir(out, overwrite)
     stage = parser.get_parsed_content("real_scan")
-    return register_pair(stage, network, pair, out, device, report=report, frames=_frames)
-
-
-def _trajectory_frames(network, x, folder: str, title: str, frames: int = 8) -> None:
-    """``frames.png`` (strip) and ``frames.gif``: the moving image along the network's trajectory, gamma 0 -> 1,
-    on the network's grid."""
-    import torch
-
-    from common.export import frame_gif, frame_strip
-    from common.spatial import warp
-
-    gammas = torch.linspace(0, 1, frames).tolist()
-    with torch.no_grad():
-        images = torch.cat([warp(x[:, :1], ddf) for ddf in network.trajectory(x, gammas)], 1)[0].cpu().numpy()
-    frame_strip(os.path.join(folder, "frames.png"), images, [f"γ={g:.2f}" for g in gammas], title=title)
-    frame_gif(os.path.join(folder, "frames.gif"), images)
-
-
-def _sampling_frames(network, x, folder: str, title: str, frames: int = 8) -> None:
-    """``frames.png`` and ``frames.gif``: the moving image warped by the field estimate at about ``frames``
-    evenly spaced steps of the reverse process (the same seeded sampling as the registration)."""
-    import torch
-
-    from common.export import frame_gif, frame_strip
-    from common.spatial import warp
-
-    seen = []
-    total = network.steps if network.sampler == "ddim" else network.num_train_timesteps
-    with torch.no_grad():
-        network.sample(x, observer=seen.append, every=max(1, total // frames))
-        images = torch.cat([warp(x[:, :1], step.x0) for step in seen], 1)[0].cpu().numpy()
-    captions = [f"step {step.index + 1}/{step.total}" for step in seen]
-    frame_strip(os.path.join(folder, "frames.png"), images, captions, title=title)
-    frame_gif(os.path.join(folder, "frames.gif"), images)
-
-
-def _pair_name(pair: dict) -> str:
-    """``<fixed>__<moving>``: file stems, prefixed by the folder name when the stem alone is generic."""
-
-    def name(path):
-        stem = os.path.basename(path).removesuffix(".gz").removesuffix(".nii")
-        folder = os.path.basename(os.path.dirname(os.path.abspath(path)))
-        return f"{folder}_{stem}" if folder else stem
-
-    return f"{name(pair['fixed'])}__{name(pair['moving'])}"
-
-
-def _write_table(out: str, rows: list[dict]) -> None:
-    import csv
-
-    flat = [_flat_row(row) for row in rows]
-    columns = list(dict.fromkeys(k for row in flat for k in row))
-    with open(os.path.join(out, "metrics.csv"), "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=columns, restval="")
-        writer.writeheader()
-        writer.writerows(flat)
-
-
-def _flat_row(metrics: dict) -> dict:
-    """A table row of ``metrics.json``: per-label Dice left out, the affine as its rotation (degrees) and the
-    length of its translation at the fixed foreground centre (mm)."""
-    row = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
-    if isinstance(metrics.get("affine"), dict):
-        row["affine_rotation_deg"] = metrics["affine"]["rotation_deg"]
-        row["affine_translation_mm"] = sum(t * t for t in metrics["affine"]["translation_mm"]) ** 0.5
-    return row
+    return register_pair(stage, network, pair, out, device, report=report, frames=report_frames)
 
 
 def register(
@@ -178,7 +102,7 @@ def register(
             (DiffuseMorph, DDM) ``frames.png`` and ``frames.gif`` (the moving image from gamma 0 to 1); for DiffuseReg
             the same along the sampling steps.
     """
-    from common.realscan import AFFINE_MODELS
+    from common.realscan import AFFINE_MODELS, BatchRegistration, metrics_row
 
     overrides = {"device": f"$torch.device('{device}')"}
     if affine is not None:
@@ -195,25 +119,13 @@ def register(
         network = _load_network(parser, device)
         pair = {"fixed": fixed, "moving": moving, "moving_label": moving_label, "fixed_label": fixed_label}
         metrics = _register_pair(parser, network, pair, out, device, overwrite, report)
-        print(json.dumps({"bundle": bundle, **_flat_row(metrics)}, indent=1))
+        print(json.dumps({"bundle": bundle, **metrics_row(metrics)}, indent=1))
         return
-    from tqdm import tqdm
-
     from common.data import load_datalist
 
     pairs = load_datalist(datalist, key)
     check_output_dir(out, overwrite=True)  # a folder (or nothing yet); finished pairs inside are skipped
     parser = _parser(bundle, configs, overrides)
     network = _load_network(parser, device)
-    rows = []
-    for pair in tqdm(pairs, desc=f"regzoo register {bundle}", unit="pair"):
-        folder = os.path.join(out, _pair_name(pair))
-        done = os.path.join(folder, "metrics.json")
-        if os.path.isfile(done) and not overwrite:
-            with open(done, encoding="utf-8") as f:
-                rows.append({"pair": os.path.basename(folder), **json.load(f)})
-            continue
-        metrics = _register_pair(parser, network, pair, folder, device, True, report)
-        rows.append({"pair": os.path.basename(folder), **metrics})
-    _write_table(out, rows)
-    print(f"{len(rows)} pairs registered with {bundle}; metrics in {os.path.join(out, 'metrics.csv')}")
+    stage = parser.get_parsed_content("real_scan")
+    BatchRegistration(stage, network, pairs, out, device, overwrite, report).run()

@@ -87,7 +87,9 @@ def write_itk_transform(path: str, parts: Sequence[tuple[str, object, np.ndarray
     for kind, value, grid in reversed(list(parts)):
         if kind == "affine":
             linear, translation = _lps_affine(value)
-            entries.append(("AffineTransform_double_3_3", np.concatenate([linear.reshape(-1), translation]), np.zeros(3)))
+            entries.append(
+                ("AffineTransform_double_3_3", np.concatenate([linear.reshape(-1), translation]), np.zeros(3))
+            )
         elif kind == "field":
             lps = _lps_field(value)
             origin, spacing, direction = itk_geometry(grid)

@@ -3,6 +3,7 @@ inference configs, the MONAI Label app): the network grid built from the fixed i
 physical space, the network, and one composite transform on the fixed image's own grid."""
 
 from .affine import AFFINE_MODELS, SIMILARITIES, AffineResult, align_affine, describe_affine
+from .batch import BatchRegistration, metrics_row, pair_name, report_frames, write_metrics_table
 from .grid import foreground_centre, network_grid, reorientation
 from .register import load_volume, register_pair, run_network, save_like
 from .stage import PreparedPair, RealScanStage
@@ -11,15 +12,20 @@ __all__ = [
     "AFFINE_MODELS",
     "SIMILARITIES",
     "AffineResult",
+    "BatchRegistration",
     "PreparedPair",
     "RealScanStage",
     "align_affine",
     "describe_affine",
     "foreground_centre",
     "load_volume",
+    "metrics_row",
     "network_grid",
+    "pair_name",
     "register_pair",
     "reorientation",
+    "report_frames",
     "run_network",
     "save_like",
+    "write_metrics_table",
 ]

@@ -150,7 +150,9 @@ def align_affine(
         def transform(p):
             linear = torch.matrix_exp(_skew(p["rotation"]))
             if "scale" in p:
-                shear = torch.eye(3, device=device) + torch.triu(torch.ones(3, 3, device=device), 1) * _upper(p["shear"])
+                shear = torch.eye(3, device=device) + torch.triu(torch.ones(3, 3, device=device), 1) * _upper(
+                    p["shear"]
+                )
                 linear = linear @ shear @ torch.diag(torch.exp(p["scale"]))
             linear = linear @ base[:3, :3]
             moved = linear @ world + (centre + base[:3, 3] + p["translation"])[:, None]

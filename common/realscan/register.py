@@ -165,7 +165,9 @@ def _world_centre(prepared: PreparedPair) -> np.ndarray:
 def _write_transforms(prepared, ddf, inverse, fixed_image, moving_image, folder: str) -> None:
     fixed_affine, fixed_shape = fixed_image.affine, fixed_image.shape[:3]
     warp = prepared.displacement(ddf, fixed_affine, fixed_shape, with_affine=False)
-    write_displacement_nifti(prepared.displacement(ddf, fixed_affine, fixed_shape), fixed_affine, f"{folder}/ddf_itk.nii.gz")
+    write_displacement_nifti(
+        prepared.displacement(ddf, fixed_affine, fixed_shape), fixed_affine, f"{folder}/ddf_itk.nii.gz"
+    )
     write_ants_affine(prepared.affine, f"{folder}/transform_0GenericAffine.mat")
     write_displacement_nifti(warp, fixed_affine, f"{folder}/transform_1Warp.nii.gz")
     write_itk_transform(f"{folder}/transform.h5", [("field", warp, fixed_affine), ("affine", prepared.affine, None)])

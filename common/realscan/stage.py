@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from monai.transforms import ScaleIntensity, ScaleIntensityRangePercentiles
 
 from ..spatial.physical import physical_displacement, resample_affine
 from .affine import AFFINE_MODELS, SIMILARITIES, align_affine
@@ -102,17 +101,26 @@ class RealScanStage:
         self.orientation, self.centre, self.affine = orientation, centre, affine
         self.similarity, self.affine_init = similarity, affine_init
         self.affine_levels_mm, self.affine_iterations = tuple(affine_levels_mm), tuple(affine_iterations)
-        lower, upper = percentiles if percentiles is not None else (0.5, 99.5)
-        self.scale = {
-            "percentile": ScaleIntensityRangePercentiles(lower, upper, 0.0, 1.0, clip=True, channel_wise=True),
-            "minmax": ScaleIntensity(minv=0.0, maxv=1.0, channel_wise=True),
-            "none": None,
-        }[intensity]
+        self.intensity = intensity
+        self.percentiles = tuple(float(p) for p in (percentiles if percentiles is not None else (0.5, 99.5)))
 
     def normalise(self, image: torch.Tensor) -> torch.Tensor:
-        """``image`` (1, *spatial) scaled to [0, 1] as the bundle's preprocessing does, float32."""
-        image = image.float()
-        return image if self.scale is None else torch.as_tensor(self.scale(image), dtype=torch.float32)
+        """``image`` (1, *spatial) scaled to [0, 1] as the bundle's preprocessing does (MONAI's
+        ``ScaleIntensityRangePercentiles`` with clipping, or ``ScaleIntensity``), float32, a plain tensor.
+
+        Computed here with numpy's percentiles on a plain array: MONAI's transforms return MetaTensors, whose
+        per-operation overhead made every later step of the stage 2-3 times slower, and ``torch.quantile`` took
+        0.2 s per 2 mm brain."""
+        values = np.asarray(image, dtype=np.float32)
+        if self.intensity == "none":
+            return torch.from_numpy(values.copy())
+        if self.intensity == "percentile":
+            low, high = (float(v) for v in np.percentile(values, self.percentiles))
+        else:
+            low, high = float(values.min()), float(values.max())
+        scaled = (values - low) / (high - low) if high > low else values - low
+        scaled = np.clip(scaled, 0.0, 1.0) if self.intensity == "percentile" else scaled
+        return torch.from_numpy(scaled.astype(np.float32, copy=False))
 
     def prepare(
         self,

@@ -46,7 +46,9 @@ def test_diffusemorph_benchmark_prints_every_task_beside_the_papers(capsys):
 def test_affine_benchmark_table_shows_the_alignment_helping(capsys, tmp_path):
     from tools import benchmark_affine
 
-    benchmark_affine.affine(pairs=1, resolutions=(4.0,), ants_python=str(tmp_path / "no-python"), data_dir=str(tmp_path))
+    benchmark_affine.affine(
+        pairs=1, resolutions=(4.0,), ants_python=str(tmp_path / "no-python"), data_dir=str(tmp_path)
+    )
     out = capsys.readouterr().out
     rows = {line.split("|")[2].strip(): line.split("|") for line in out.splitlines() if line.startswith("| 4 mm")}
     assert "ANTs: " in out and set(rows) >= {"headers", "regzoo affine (torch)", "headers, before the known affine"}

@@ -4,9 +4,12 @@ input refused with a clear message and nothing written.
 The networks get fixed, non-trivial weights (a smooth non-zero field) instead of training, so the tests check the
 geometry of the outputs, not the quality of a registration (the bundles' own tests do that)."""
 
+import csv
 import json
 import math
 import os
+import shutil
+import subprocess
 import sys
 
 import nibabel as nib
@@ -253,3 +256,51 @@ def test_batch_mode_writes_a_table_and_resumes(pair, tmp_path):
     assert (out / folders[1] / "metrics.json").exists()
     assert (out / folders[0] / "warped.nii.gz").stat().st_mtime_ns == kept
     assert len((out / "metrics.csv").read_text().splitlines()) == 3
+
+
+def test_the_inference_config_register_run_registers_as_the_command(pair, tmp_path):
+    """``python -m monai.bundle run register --config_file configs/inference.json`` (the model-zoo path) goes
+    through the same real-scan stage as ``regzoo register``: the same pairs give the same figures."""
+    ckpt = _checkpoint("voxelmorph", tmp_path / "vm.pt")
+    datalist = tmp_path / "pairs.json"
+    spec = {
+        "testing": [
+            {
+                "fixed": pair["fixed"],
+                "moving": pair["moving"],
+                "fixed_label": pair["fixed_label"],
+                "moving_label": pair["moving_label"],
+            }
+        ]
+    }
+    datalist.write_text(json.dumps(spec))
+    result = regzoo(
+        "register",
+        "--bundle",
+        "voxelmorph",
+        "--datalist",
+        str(datalist),
+        "--checkpoint",
+        ckpt,
+        "--out",
+        str(tmp_path / "cli"),
+    )
+    assert result.returncode == 0, result.stderr
+    root = tmp_path / "voxelmorph"
+    shutil.copytree(find_bundle("voxelmorph"), root, ignore=shutil.ignore_patterns("data", "models", "runs", "eval"))
+    command = [
+        sys.executable, "-m", "monai.bundle", "run", "register",
+        "--config_file", str(root / "configs" / "inference.json"),
+        "--bundle_root", str(root), "--checkpoint", ckpt, "--datalist", str(datalist),
+        "--demo_data", "False", "--output_dir", str(tmp_path / "bundle"),
+    ]  # fmt: skip
+    run = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = {}
+    for name in ("cli", "bundle"):
+        with open(tmp_path / name / "metrics.csv", encoding="utf-8") as f:
+            rows[name] = list(csv.DictReader(f))
+    assert len(rows["cli"]) == len(rows["bundle"]) == 1
+    for column in ("dice_mean", "affine_rotation_deg", "affine_translation_mm", "njd_percent"):
+        assert float(rows["cli"][0][column]) == pytest.approx(float(rows["bundle"][0][column]), abs=1e-4), column
+    assert (tmp_path / "bundle" / rows["bundle"][0]["pair"] / "transform.h5").is_file()

@@ -161,21 +161,23 @@ def test_the_same_pair_in_other_orientations_gives_the_same_result(brain, regrid
         "moving": _reorient(regridded["image"], tmp_path / "moving_lps.nii.gz", (0, 1, 2), (0, 1)),
     }
     assert "".join(nib.aff2axcodes(nib.load(pir["fixed"]).affine)) == "PIR"
-    results = {}
-    for name, pair in (("ras", ras), ("pir", pir)):
-        register_pair(_stage(), FieldNet(1.5), pair, str(tmp_path / name))
-        results[name] = {k: nib.load(tmp_path / name / f"{k}.nii.gz") for k in ("warped", "ddf_itk")}
-    assert np.allclose(results["pir"]["warped"].affine, nib.load(pir["fixed"]).affine)
-
     def to_ras(image):  # undo the PIR storage: flip axes 0 and 1, then (A, S, R) -> (R, A, S)
         return np.flip(np.flip(np.asarray(image.dataobj), 0), 1).transpose(2, 0, 1, *range(3, image.ndim))
 
-    warped = {"ras": np.asarray(results["ras"]["warped"].dataobj), "pir": to_ras(results["pir"]["warped"])}
-    fields = {"ras": np.asarray(results["ras"]["ddf_itk"].dataobj), "pir": to_ras(results["pir"]["ddf_itk"])}
-    inside = warped["ras"] > 0.02
-    # the same physical transform to a small fraction of a 2 mm voxel (the affine optimum is flat to ~0.1 mm)
-    assert np.linalg.norm(fields["ras"] - fields["pir"], axis=-1)[inside].max() < 0.25
-    assert np.corrcoef(warped["ras"][inside], warped["pir"][inside])[0, 1] > 0.999
+    # without the affine stage the two runs see the same network inputs: the same transform to float precision;
+    # with it, the optimiser stops within a flat optimum (measured up to 0.28 mm apart, a seventh of a voxel)
+    for affine, tolerance in (("none", 1e-3), ("affine", 0.5)):
+        results = {}
+        for name, pair in (("ras", ras), ("pir", pir)):
+            out = tmp_path / f"{name}_{affine}"
+            register_pair(_stage(affine=affine), FieldNet(1.5), pair, str(out))
+            results[name] = {k: nib.load(out / f"{k}.nii.gz") for k in ("warped", "ddf_itk")}
+        assert np.allclose(results["pir"]["warped"].affine, nib.load(pir["fixed"]).affine)
+        warped = {"ras": np.asarray(results["ras"]["warped"].dataobj), "pir": to_ras(results["pir"]["warped"])}
+        fields = {"ras": np.asarray(results["ras"]["ddf_itk"].dataobj), "pir": to_ras(results["pir"]["ddf_itk"])}
+        inside = warped["ras"] > 0.02
+        assert np.linalg.norm(fields["ras"] - fields["pir"], axis=-1)[inside].max() < tolerance, affine
+        assert np.corrcoef(warped["ras"][inside], warped["pir"][inside])[0, 1] > 0.999, affine
 
 
 def test_transform_files_reproduce_the_warped_image_in_itk(brain, tmp_path):
