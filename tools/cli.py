@@ -9,7 +9,7 @@ import fire
 from common.data.files import DataError
 from common.data.phantoms import ensure_demo_data
 
-from . import benchmark, benchmark_affine
+from . import benchmark, benchmark_accuracy, benchmark_affine
 from .package import fetch, package
 from .register import register
 
@@ -38,6 +38,7 @@ def main() -> None:
         fire.Fire(
             {
                 "benchmark": {
+                    "accuracy": benchmark_accuracy.accuracy,
                     "affine": benchmark_affine.affine,
                     "diffusemorph": benchmark.diffusemorph,
                     "diffusereg": benchmark.diffusereg,

@@ -38,7 +38,7 @@ def _parser(bundle: str, configs, overrides: dict):
 
     folder = find_bundle(bundle)
     files = [os.path.join(folder, "configs", "inference.json")]
-    for extra in [configs] if isinstance(configs, str) else list(configs or []):
+    for extra in _config_list(configs):
         path = extra if os.path.isfile(extra) else os.path.join(folder, "configs", extra)
         if not os.path.isfile(path):
             raise ValueError(f"config {extra!r} not found (neither a file nor in {folder}/configs)")
@@ -57,14 +57,38 @@ def _load_network(parser, device: str):
     return load_weights(network, parser.get_parsed_content("checkpoint"), device)
 
 
-def _register_pair(parser, network, pair: dict, out: str, device: str, overwrite: bool, report: bool = False) -> dict:
+def _refinement(bundle: str, configs, steps: int, lr: float):
+    """The bundle's training objective (``loss`` of its ``train.json`` with the same overlays) in a
+    ``common.realscan.Refinement`` of ``steps`` steps; ``None`` for 0 steps."""
+    if steps == 0:
+        return None
+    from monai.bundle import ConfigParser
+
+    from common.realscan import Refinement
+
+    folder = find_bundle(bundle)
+    files = [os.path.join(folder, "configs", "train.json")]
+    files += [f if os.path.isfile(f) else os.path.join(folder, "configs", f) for f in _config_list(configs)]
+    parser = ConfigParser()
+    parser.read_config(files)
+    parser.update({"bundle_root": folder})
+    return Refinement(parser.get_parsed_content("loss"), steps=steps, lr=lr)
+
+
+def _config_list(configs) -> list[str]:
+    return [configs] if isinstance(configs, str) else list(configs or [])
+
+
+def _register_pair(
+    parser, network, pair: dict, out: str, device: str, overwrite: bool, report: bool = False, refine=None
+) -> dict:
     """Register one pair ``{"fixed", "moving", "fixed_label"?, "moving_label"?}`` (file paths) into ``out``
     through the bundle's real-scan stage (``common.realscan.register_pair``)."""
     from common.realscan import register_pair, report_frames
 
     check_output_dir(out, overwrite)
     stage = parser.get_parsed_content("real_scan")
-    return register_pair(stage, network, pair, out, device, report=report, frames=report_frames)
+    return register_pair(stage, network, pair, out, device, report=report, frames=report_frames, refine=refine)
 
 
 def register(
@@ -80,6 +104,8 @@ def register(
     configs=None,
     device: str = "cpu",
     affine: str | None = None,
+    refine: int = 20,
+    refine_lr: float = 0.05,
     overwrite: bool = False,
     report: bool = False,
 ) -> None:
@@ -96,6 +122,10 @@ def register(
         checkpoint: weights (default: the bundle's ``models/model.pt``).
         affine: pre-alignment before the network: ``none``, ``rigid`` or ``affine`` (default: the bundle's
             ``real_scan#affine``, ``affine`` in every bundle).
+        refine: test-time refinement steps after the network (0: none; default 20, which gave MIDIR quick on the
+            demo brains most of the gain of 50 or 200 steps: Dice 0.810 -> 0.912, vs 0.917): Adam on the bundle's own
+            training objective (``train.json``'s ``loss``), keeping the method's guarantee (``common.realscan.refine``).
+        refine_lr: its learning rate (voxels per step).
         overwrite: replace existing outputs (default: refuse, or skip in batch mode).
         report: also write ``report.png`` (``common.export.registration_report``: images, differences before /
             after, checkerboard, deformation grid, det J with folds in red), and for methods with a trajectory
@@ -118,7 +148,8 @@ def register(
         parser = _parser(bundle, configs, overrides)
         network = _load_network(parser, device)
         pair = {"fixed": fixed, "moving": moving, "moving_label": moving_label, "fixed_label": fixed_label}
-        metrics = _register_pair(parser, network, pair, out, device, overwrite, report)
+        refinement = _refinement(bundle, configs, int(refine), float(refine_lr))
+        metrics = _register_pair(parser, network, pair, out, device, overwrite, report, refinement)
         print(json.dumps({"bundle": bundle, **metrics_row(metrics)}, indent=1))
         return
     from common.data import load_datalist
@@ -128,4 +159,5 @@ def register(
     parser = _parser(bundle, configs, overrides)
     network = _load_network(parser, device)
     stage = parser.get_parsed_content("real_scan")
-    BatchRegistration(stage, network, pairs, out, device, overwrite, report).run()
+    refinement = _refinement(bundle, configs, int(refine), float(refine_lr))
+    BatchRegistration(stage, network, pairs, out, device, overwrite, report, refinement).run()

@@ -5,6 +5,7 @@ physical space, the network, and one composite transform on the fixed image's ow
 from .affine import AFFINE_MODELS, SIMILARITIES, AffineResult, align_affine, describe_affine
 from .batch import BatchRegistration, metrics_row, pair_name, report_frames, write_metrics_table
 from .grid import foreground_centre, network_grid, reorientation
+from .refine import Refinement, refinement_kind
 from .register import load_volume, register_pair, run_network, save_like
 from .stage import PreparedPair, RealScanStage
 
@@ -15,6 +16,7 @@ __all__ = [
     "BatchRegistration",
     "PreparedPair",
     "RealScanStage",
+    "Refinement",
     "align_affine",
     "describe_affine",
     "foreground_centre",
@@ -22,6 +24,7 @@ __all__ = [
     "metrics_row",
     "network_grid",
     "pair_name",
+    "refinement_kind",
     "register_pair",
     "reorientation",
     "report_frames",

@@ -83,7 +83,7 @@ def report_frames(network, inputs: torch.Tensor, folder: str, title: str, frames
 
 class BatchRegistration:
     """Register ``pairs`` (dicts of file paths) into ``<output_dir>/<pair name>/`` and write
-    ``<output_dir>/metrics.csv``. Pairs whose folder holds a ``metrics.json`` are skipped unless ``overwrite``, so
+    ``<output_dir>/metrics.csv``, each prediction refined by ``refine`` when given. Pairs whose folder holds a ``metrics.json`` are skipped unless ``overwrite``, so
     an interrupted run resumes."""
 
     def __init__(
@@ -95,8 +95,9 @@ class BatchRegistration:
         device: str | torch.device = "cpu",
         overwrite: bool = False,
         report: bool = False,
+        refine=None,
     ) -> None:
-        self.stage, self.network, self.pairs = stage, network, list(pairs)
+        self.stage, self.network, self.pairs, self.refine = stage, network, list(pairs), refine
         self.output_dir, self.device, self.overwrite, self.report = output_dir, device, overwrite, report
 
     def run(self) -> list[dict]:
@@ -114,7 +115,14 @@ class BatchRegistration:
                     rows.append({"pair": name, **json.load(f)})
                 continue
             metrics = register_pair(
-                self.stage, self.network, pair, folder, self.device, report=self.report, frames=report_frames
+                self.stage,
+                self.network,
+                pair,
+                folder,
+                self.device,
+                report=self.report,
+                frames=report_frames,
+                refine=self.refine,
             )
             rows.append({"pair": name, **metrics})
         path = write_metrics_table(self.output_dir, rows)

@@ -95,10 +95,12 @@ def register_pair(
     device: str | torch.device = "cpu",
     report: bool = False,
     frames=None,
+    refine=None,
 ) -> dict:
     """Register ``pair`` ``{"fixed", "moving", "fixed_label"?, "moving_label"?}`` (file paths) into the new folder
     ``out`` (module docstring); returns the metrics written to ``metrics.json``. ``frames(network, inputs, folder,
-    title)`` adds method-specific report frames."""
+    title)`` adds method-specific report frames; ``refine`` (a :class:`~common.realscan.refine.Refinement`) refines
+    the network's prediction on the pair before anything is written."""
     started = time.perf_counter()
     fixed, fixed_image = load_volume(pair["fixed"], "the fixed image")
     moving, moving_image = load_volume(pair["moving"], "the moving image")
@@ -110,6 +112,8 @@ def register_pair(
             labels[key] = (label, image.affine)
     prepared = stage.prepare(fixed, fixed_image.affine, moving, moving_image.affine, {}, device)
     ddf, inverse, seconds = run_network(network, prepared.inputs)
+    if refine is not None and refine.steps:
+        ddf, inverse = refine(network, prepared.inputs, ddf, inverse)
     fixed_affine, fixed_shape = fixed_image.affine, fixed_image.shape[:3]
     full = prepared.displacement(ddf, fixed_affine, fixed_shape)
     outputs = {"warped": warp_physical(moving, moving_image.affine, full, fixed_affine)[0].numpy()}
@@ -126,6 +130,8 @@ def register_pair(
         "moving": pair["moving"],
         "seconds": seconds,
         "seconds_affine": prepared.seconds["affine"],
+        "refine_steps": refine.steps if refine is not None else 0,
+        "seconds_refine": refine.seconds if refine is not None and refine.steps else 0.0,
         "affine": {"model": stage.affine, **describe_affine(prepared.affine, _world_centre(prepared))},
     }
     metrics.update({k: float(v[0]) for k, v in regularity_metrics(voxel_ddf).items()})

@@ -113,6 +113,8 @@ def test_outputs_on_the_fixed_grid_match_itk_applying_the_exported_transform(pai
         "--out",
         str(out),
         "--report",
+        "--refine",
+        "0",
     )
     assert result.returncode == 0, result.stderr
     assert (out / "report.png").stat().st_size > 10_000
@@ -150,6 +152,8 @@ def test_inverse_transform_round_trip(pair, tmp_path):
         ckpt,
         "--out",
         str(out),
+        "--refine",
+        "0",
     )
     assert result.returncode == 0, result.stderr
     forward = itk.transformread(str(out / "transform.h5"))[0]
@@ -284,6 +288,8 @@ def test_the_inference_config_register_run_registers_as_the_command(pair, tmp_pa
         ckpt,
         "--out",
         str(tmp_path / "cli"),
+        "--refine",
+        "0",  # the bundle's register run does not refine
     )
     assert result.returncode == 0, result.stderr
     root = tmp_path / "voxelmorph"

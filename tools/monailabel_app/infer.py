@@ -13,7 +13,7 @@ import os
 import shutil
 import tempfile
 
-from ..register import _load_network, _parser, _register_pair
+from ..register import _load_network, _parser, _refinement, _register_pair
 
 __all__ = ["AtlasLabelPropagation", "demo_atlas"]
 
@@ -35,6 +35,7 @@ class AtlasLabelPropagation:
         atlas_image, atlas_label: the atlas (default: :func:`demo_atlas` in ``atlas_dir``).
         labels: ``{name: value}`` of the atlas labels (MONAI Label's label map).
         affine: the real-scan stage's pre-alignment (``none``, ``rigid``, ``affine``; default: the bundle's).
+        refine: test-time refinement steps (``regzoo register --refine``; 0: none).
     """
 
     type = "segmentation"
@@ -51,6 +52,7 @@ class AtlasLabelPropagation:
         labels: dict | None = None,
         device: str = "cpu",
         affine: str | None = None,
+        refine: int = 0,
     ) -> None:
         if (atlas_image is None) != (atlas_label is None):
             raise ValueError("give both atlas_image and atlas_label, or neither (the demo atlas)")
@@ -71,6 +73,7 @@ class AtlasLabelPropagation:
             overrides["real_scan#affine"] = affine
         self._parser = _parser(bundle, configs, overrides)
         self._network = _load_network(self._parser, device)
+        self._refine = _refinement(bundle, configs, int(refine), 0.05)
 
     def info(self) -> dict:
         return {
@@ -95,7 +98,9 @@ class AtlasLabelPropagation:
         work = tempfile.mkdtemp(prefix="regzoo-atlas-")
         try:
             pair = {"fixed": image, "moving": self.atlas_image, "moving_label": self.atlas_label}
-            metrics = _register_pair(self._parser, self._network, pair, os.path.join(work, "out"), self.device, True)
+            metrics = _register_pair(
+                self._parser, self._network, pair, os.path.join(work, "out"), self.device, True, refine=self._refine
+            )
             result = request.get("result_path") or os.path.join(
                 tempfile.gettempdir(), f"{os.path.basename(work)}.nii.gz"
             )

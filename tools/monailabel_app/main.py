@@ -1,6 +1,6 @@
 """MONAI Label entry point: ``monailabel start_server --app tools/monailabel_app --studies DIR --conf bundle NAME
 [--conf checkpoint FILE] [--conf configs quick.json] [--conf atlas_image F --conf atlas_label L]
-[--conf affine none|rigid|affine]``: the user's image is registered through the bundle's real-scan stage.
+[--conf affine none|rigid|affine] [--conf refine 20]``: the user's image is registered through the bundle's real-scan stage.
 
 Needs ``monailabel`` (not a regzoo dependency, see README.md); the infer task itself is
 :class:`tools.monailabel_app.infer.AtlasLabelPropagation`, tested without MONAI Label.
@@ -23,6 +23,7 @@ class RegZooApp(MONAILabelApp):
             atlas_label=conf.get("atlas_label"),
             device=conf.get("device", "cpu"),
             affine=conf.get("affine"),
+            refine=int(conf.get("refine", 0)),
         )
         super().__init__(app_dir=app_dir, studies=studies, conf=conf, name="regzoo", description=self.task.description)
 

@@ -7,6 +7,7 @@ geometry of the stage, not a trained method (the bundle tests do that)."""
 import json
 import math
 import os
+import subprocess
 
 import nibabel as nib
 import numpy as np
@@ -244,3 +245,34 @@ def test_outputs_keep_the_fixed_qform_and_sform_codes(brain, tmp_path):
     for name in ("warped", "jacobian"):
         header = nib.load(tmp_path / "out" / f"{name}.nii.gz").header
         assert (int(header["qform_code"]), int(header["sform_code"])) == (1, 4)
+
+
+_ANTS_PYTHON = os.environ.get("REGZOO_ANTS_PYTHON")
+_ANTS_APPLY = r"""
+import sys, ants, numpy as np
+fixed, moving, out = ants.image_read(sys.argv[1]), ants.image_read(sys.argv[2]), sys.argv[3]
+for name, transforms in (("pair", sys.argv[4:6]), ("composite", sys.argv[6:7])):
+    warped = ants.apply_transforms(fixed, moving, transformlist=transforms, interpolator="linear")
+    np.save(f"{out}_{name}.npy", warped.numpy())
+"""
+
+
+@pytest.mark.skipif(not _ANTS_PYTHON, reason="set REGZOO_ANTS_PYTHON to a Python with antspyx (it pins other numpy)")
+def test_ants_applies_our_transform_files_as_we_do(brain, tmp_path):
+    """ANTs itself (``ants.apply_transforms``, the ``antsApplyTransforms`` order ``[1Warp, 0GenericAffine]``, and
+    the composite ``.h5``) reproduces ``warped.nii.gz``."""
+    fixed = nib.load(brain["image"])
+    centre = (fixed.affine @ np.array([40.0, 48.0, 56.0, 1.0]))[:3]
+    moving = str(tmp_path / "moving.nii.gz")
+    moved = _rotation_affine(12, (0.3, 1, 1), (6.0, 4.0, -5.0), centre=centre) @ fixed.affine
+    nib.save(nib.Nifti1Image(np.asarray(fixed.dataobj), moved), moving)
+    out = tmp_path / "out"
+    register_pair(_stage(), FieldNet(1.5), {"fixed": brain["image"], "moving": moving}, str(out))
+    files = [str(out / n) for n in ("transform_1Warp.nii.gz", "transform_0GenericAffine.mat", "transform.h5")]
+    args = [_ANTS_PYTHON, "-c", _ANTS_APPLY, brain["image"], moving, str(tmp_path / "ants"), *files]
+    subprocess.run(args, check=True, timeout=600)
+    ours = np.asarray(nib.load(out / "warped.nii.gz").dataobj)
+    inside = ours > 0.02 * ours.max()
+    for name in ("pair", "composite"):
+        theirs = np.load(tmp_path / f"ants_{name}.npy")
+        assert np.corrcoef(ours[inside], theirs[inside])[0, 1] > 0.999, name

@@ -1,0 +1,147 @@
+"""Test-time refinement ("instance optimisation") of a network's prediction on one pair, by Adam on the
+bundle's own training objective (its ``RegistrationLoss``: image term and regulariser; labels excluded), starting
+from the network's output and keeping the method's guarantee.
+
+What is optimised depends on the method (:func:`refinement_kind`):
+
+- ``"control_points"`` (MIDIR): the B-spline control-point velocities; the field stays ``exp`` of a B-spline SVF,
+  diffeomorphic.
+- ``"velocity"`` (VoxelMorph-diff): the stationary velocity itself; ``exp(v)``, diffeomorphic, inverse ``exp(-v)``.
+- ``"residual_svf"`` (TransMorph-TVF, any method with a true inverse): a stationary velocity ``w`` (zero at the
+  start) composed with the prediction, ``phi_net o exp(w)``; diffeomorphic, inverse ``exp(-w) o phi_net^-1``.
+- ``"residual"`` (plain displacement methods): a displacement residual added to the prediction.
+
+Fields are DDFs in voxel units on the network grid (DESIGN.md). Residuals may live on a coarser grid
+(``coarse``: factor per axis), resized to the network grid at every step (smoother, faster).
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from ..engines.loss import RegistrationLoss
+from ..spatial.integrate import compose, integrate_svf
+from ..spatial.resize import resize_displacement
+
+__all__ = ["Refinement", "refinement_kind"]
+
+
+def refinement_kind(network) -> str:
+    """Which parameterisation keeps ``network``'s guarantee (module docstring)."""
+    transform = getattr(network, "transform", None)
+    if transform is not None and callable(getattr(transform, "dense", None)):
+        return "control_points"
+    if getattr(network, "mode", None) in ("velocity", "probabilistic") and hasattr(network, "int_steps"):
+        return "velocity"
+    if callable(getattr(network, "ddf_and_inverse", None)):
+        return "residual_svf"
+    return "residual"
+
+
+class Refinement:
+    """``steps`` Adam steps (learning rate ``lr``, voxels per step) on ``loss(pred, {"moving", "fixed"})``.
+
+    Args:
+        loss: the bundle's training objective (``common.engines.RegistrationLoss``), from its ``train.json``; only
+            its image term and regulariser are kept (labels and a diffusion model's denoising term need what a
+            user's pair does not have).
+        steps: number of steps; 0 returns the network's prediction unchanged.
+        coarse: residuals (``residual_svf``, ``residual``) on a grid this many times coarser per axis.
+        int_steps: scaling-and-squaring steps of ``exp`` (7, the project's default).
+    """
+
+    def __init__(self, loss, steps: int = 50, lr: float = 0.05, coarse: int = 2, int_steps: int = 7) -> None:
+        if int(steps) != steps or steps < 0:
+            raise ValueError(f"refinement steps must be a non-negative integer, got {steps!r}")
+        if not lr > 0:
+            raise ValueError(f"refinement lr must be positive, got {lr!r}")
+        if isinstance(loss, RegistrationLoss):  # the image term and the regulariser; no labels, no denoising term
+            loss = RegistrationLoss(loss.image_loss, loss.image_weight, loss.regulariser, loss.reg_weight, loss.reg_on)
+        self.loss, self.steps, self.lr, self.coarse, self.int_steps = loss, int(steps), float(lr), int(coarse), int_steps
+        self.seconds = 0.0
+        self.losses: list[float] = []
+
+    def __call__(
+        self, network, inputs: torch.Tensor, ddf: torch.Tensor, inverse: torch.Tensor | None = None, mask=None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Refined (ddf, inverse) of the pair ``inputs`` (1, 2, *spatial) = [moving, fixed] from the network's
+        ``ddf`` (and ``inverse``) ``(ndim, *spatial)``. ``mask`` (1, 1, *spatial) in [0, 1]: the image term sees
+        only the fixed voxels inside it."""
+        if self.steps == 0:
+            return ddf, inverse
+        start = time.perf_counter()
+        kind = refinement_kind(network)
+        moving, fixed = inputs[:, :1], inputs[:, 1:]
+        if mask is not None:
+            moving, fixed = moving * mask, fixed * mask
+        targets = {"moving": moving, "fixed": fixed}
+        with torch.enable_grad():
+            parameter, build = self._parameterise(kind, network, inputs, ddf[None], None if inverse is None else inverse[None])
+            optimiser = torch.optim.Adam([parameter], lr=self.lr)
+            self.losses = []
+            for _ in range(self.steps):
+                optimiser.zero_grad(set_to_none=True)
+                value = self.loss(build(parameter, False), targets)
+                value.backward()
+                optimiser.step()
+                self.losses.append(float(value.detach()))
+        with torch.no_grad():
+            pred = build(parameter.detach(), True)
+            refined = pred["ddf"][0]
+            refined_inverse = pred["inverse"][0] if "inverse" in pred else None
+        self.seconds = time.perf_counter() - start
+        return refined, refined_inverse
+
+    def _parameterise(self, kind: str, network, inputs, ddf, inverse):
+        size = ddf.shape[2:]
+        coarse = tuple(max(2, (n - 1) // self.coarse + 1) for n in size)
+        if kind == "control_points":
+            with torch.no_grad():
+                points = network(inputs, outputs=True)["control_points"].detach().clone()
+            transform = network.transform
+
+            def build(cp, with_inverse):
+                velocity = transform.dense(cp)
+                field = integrate_svf(velocity, transform.steps) if transform.diffeomorphic else velocity
+                out = {"ddf": field, "velocity": velocity, "control_points": cp}
+                if transform.diffeomorphic and with_inverse:
+                    out["inverse"] = integrate_svf(-velocity, transform.steps)
+                return out
+
+            return points.requires_grad_(True), build
+        if kind == "velocity":
+            with torch.no_grad():
+                out = network(inputs, outputs=True)
+                velocity = out["mean" if "mean" in out else "velocity"].detach().clone()
+                log_sigma = out["log_sigma"].detach() if "log_sigma" in out else None
+            steps = network.int_steps
+
+            def build(v, with_inverse):
+                out = {"ddf": integrate_svf(v, steps), "velocity": v}
+                if log_sigma is not None:  # VoxelMorph-diff probabilistic: its KL prior sees the refined mean
+                    out.update(mean=v, log_sigma=log_sigma)
+                if with_inverse:
+                    out["inverse"] = integrate_svf(-v, steps)
+                return out
+
+            return velocity.requires_grad_(True), build
+        residual = torch.zeros(1, ddf.shape[1], *coarse, device=ddf.device, dtype=ddf.dtype)
+        base, base_inverse = ddf.detach(), None if inverse is None else inverse.detach()
+        if kind == "residual_svf":
+
+            def build(w, with_inverse):
+                velocity = resize_displacement(w, size)
+                step = integrate_svf(velocity, self.int_steps)
+                out = {"ddf": compose(base, step), "velocity": velocity, "velocities": [velocity]}
+                if base_inverse is not None and with_inverse:
+                    out["inverse"] = compose(integrate_svf(-velocity, self.int_steps), base_inverse)
+                return out
+
+            return residual.requires_grad_(True), build
+
+        def build(r, with_inverse):
+            return {"ddf": base + resize_displacement(r, size)}
+
+        return residual.requires_grad_(True), build

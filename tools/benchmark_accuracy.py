@@ -1,0 +1,198 @@
+"""``regzoo benchmark accuracy``: every method on the same pairs in one run, through the whole user path
+(``common.realscan.register_pair``: network grid, affine, network, refinement, outputs written), beside ANTs SyN.
+
+Rows: the headers alone (identity), the affine stage alone, each given bundle, each bundle + refinement of each
+given number of steps, and ANTs SyN (``antspyx``: ``ants.registration(type_of_transform="SyN")``, its own affine
+stage included) where a Python with ``antspyx`` is found. Columns: Dice mean over the labels present in both maps,
+HD95 (mm, mean over labels), NJD % and SDlogJ of the whole map, and seconds per pair (everything from reading the
+files to the written outputs; ANTs: reading, registration and label resampling).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import subprocess
+import tempfile
+import time
+
+import numpy as np
+
+__all__ = ["accuracy"]
+
+_ANTS_SYN = r"""
+import json, os, sys, time
+import ants, numpy as np
+out = []
+for pair in json.load(open(sys.argv[1])):
+    start = time.perf_counter()
+    fixed, moving = ants.image_read(pair["fixed"]), ants.image_read(pair["moving"])
+    result = ants.registration(fixed, moving, type_of_transform="SyN")
+    label = ants.apply_transforms(fixed, ants.image_read(pair["moving_label"]), result["fwdtransforms"],
+                                  interpolator="nearestNeighbor")
+    seconds = time.perf_counter() - start
+    ants.image_write(label, os.path.join(pair["out"], "warped_label.nii.gz"))
+    jac = ants.create_jacobian_determinant_image(fixed, result["fwdtransforms"][0])
+    ants.image_write(jac, os.path.join(pair["out"], "jacobian.nii.gz"))
+    out.append({"seconds": seconds})
+json.dump(out, open(sys.argv[2], "w"))
+"""
+
+
+class _Identity:
+    """The inference contract's zero field: the affine stage alone."""
+
+    def __call__(self, x):
+        import torch
+
+        return torch.zeros(x.shape[0], 3, *x.shape[2:], device=x.device)
+
+    def eval(self):
+        return self
+
+
+def _scores(folder: str, pair: dict, hd95: bool) -> dict:
+    import nibabel as nib
+    import torch
+
+    from common.metrics import dice_per_label, hd95_per_label, labels_present_in_both, njd_percent, sdlogj
+
+    warped = torch.from_numpy(np.asarray(nib.load(os.path.join(folder, "warped_label.nii.gz")).dataobj))
+    fixed_image = nib.load(pair["fixed_label"])
+    fixed = torch.from_numpy(np.asarray(fixed_image.dataobj))
+    warped, fixed = warped.round()[None, None], fixed.round()[None, None]
+    labels = labels_present_in_both(warped, fixed)
+    row = {"dice": float(torch.nanmean(dice_per_label(warped, fixed, labels)[0]))}
+    if hd95:
+        spacing = [float(s) for s in fixed_image.header.get_zooms()[:3]]
+        row["hd95_mm"] = float(torch.nanmean(hd95_per_label(warped, fixed, labels, spacing)[0]))
+    det_path = os.path.join(folder, "jacobian.nii.gz")
+    if os.path.isfile(det_path):
+        det = torch.from_numpy(np.asarray(nib.load(det_path).dataobj, dtype=np.float32)).reshape(1, 1, *fixed.shape[2:])
+        row["njd_percent"], row["sdlogj"] = float(njd_percent(det)[0]), float(sdlogj(det.clamp_min(1e-9))[0])
+    return row
+
+
+def _demo_pairs(data_dir: str, pairs: int) -> list[dict]:
+    from common.data import all_pairs, ensure_demo_data, oasis_split
+
+    root = ensure_demo_data(os.path.join(data_dir, "demo_oasis_80x96x112"), "multimodal", 16, 0, (80, 96, 112))
+    return all_pairs(oasis_split(root, "testing", 0.15, 0.25))[:pairs]
+
+
+def _bundle_rows(bundles: dict, configs, refine_steps, device):
+    from tools.register import _load_network, _parser, _refinement
+
+    for name, checkpoint in bundles.items():
+        parser = _parser(name, configs, {"checkpoint": checkpoint, "device": f"$torch.device('{device}')"})
+        network = _load_network(parser, device)
+        stage = parser.get_parsed_content("real_scan")
+        for steps in [0, *[int(s) for s in refine_steps if int(s) > 0]]:
+            label = name if steps == 0 else f"{name} + refine {steps}"
+            yield label, stage, network, _refinement(name, configs, steps, 0.05)
+
+
+def accuracy(
+    bundles: str | dict | None = None,
+    configs=None,
+    refine=(50,),
+    pairs: int = 12,
+    datalist: str | None = None,
+    key: str = "testing",
+    ants_python: str | None = None,
+    hd95: bool = True,
+    threads: int = 2,
+    device: str = "cpu",
+    out: str | None = None,
+    data_dir: str | None = None,
+) -> None:
+    """Print (and write to ``out`` as ``accuracy.md`` / ``accuracy.csv``) the table of the module docstring.
+
+    Args:
+        bundles: ``{"bundle": "checkpoint.pt", ...}`` (JSON or a dict); none: the identity and affine rows only.
+        configs: overlays stacked on each bundle's configs (e.g. ``quick.json`` for quick-trained checkpoints).
+        refine: refinement steps, one row per value and bundle (0 or empty: no refinement rows).
+        pairs: how many pairs (demo brains: the test subjects' pairs, in order).
+        datalist, key: your pairs instead of the demo brains (labels required).
+        ants_python: a Python with ``antspyx`` (default: ``$REGZOO_ANTS_PYTHON``, then ``python3``).
+    """
+    import torch
+
+    from common.data import load_datalist
+    from common.realscan import RealScanStage, register_pair
+    from tools.benchmark_affine import _find_ants
+
+    torch.set_num_threads(threads)
+    bundles = json.loads(bundles) if isinstance(bundles, str) else dict(bundles or {})
+    refine = [refine] if isinstance(refine, (int, str)) else list(refine or [])
+    work = tempfile.mkdtemp(prefix="regzoo-accuracy-")
+    cases = load_datalist(datalist, key)[:pairs] if datalist else _demo_pairs(data_dir or work, pairs)
+    cases = [c for c in cases if c.get("fixed_label") and c.get("moving_label")]
+    if not cases:
+        raise ValueError("benchmark accuracy needs pairs with fixed_label and moving_label")
+    python = _find_ants(ants_python)
+    size = tuple(int(n) for n in np.asarray(__import__("nibabel").load(cases[0]["fixed"]).shape[:3]))
+    methods = [
+        ("identity (headers)", RealScanStage(spatial_size=size, affine="none"), _Identity(), None),
+        ("affine only", RealScanStage(spatial_size=size, affine="affine"), _Identity(), None),
+        *_bundle_rows(bundles, configs, refine, device),
+    ]
+    rows = []
+    for label, stage, network, refinement in methods:
+        scores, seconds = [], []
+        for index, pair in enumerate(cases):
+            folder = os.path.join(work, f"{len(rows)}_{index}")
+            start = time.perf_counter()
+            register_pair(stage, network, pair, folder, device, refine=refinement)
+            seconds.append(time.perf_counter() - start)
+            scores.append(_scores(folder, pair, hd95))
+        rows.append(_summary(label, scores, seconds))
+    if python:
+        jobs = [{**pair, "out": os.path.join(work, f"ants_{i}")} for i, pair in enumerate(cases)]
+        for job in jobs:
+            os.makedirs(job["out"], exist_ok=True)
+        spec, result = os.path.join(work, "ants_pairs.json"), os.path.join(work, "ants_seconds.json")
+        with open(spec, "w", encoding="utf-8") as f:
+            json.dump(jobs, f)
+        env = {**os.environ, "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
+        subprocess.run([python, "-c", _ANTS_SYN, spec, result], check=True, env=env, timeout=7200)
+        with open(result, encoding="utf-8") as f:
+            timings = [r["seconds"] for r in json.load(f)]
+        rows.append(_summary("ANTs SyN (antspyx)", [_scores(j["out"], j, hd95) for j in jobs], timings))
+    header = (
+        f"regzoo benchmark accuracy: {len(cases)} pairs ({datalist or 'demo brains, 2 mm, test subjects'}); "
+        f"{platform.node()} ({platform.processor() or platform.machine()}), {device}, {threads} threads, "
+        f"torch {torch.__version__}; peers: {'ANTs (antspyx via ' + python + ')' if python else 'ANTs not found'}; "
+        f"bundle configs: {configs or 'inference.json'}"
+    )
+    columns = ["method", "dice", "hd95_mm", "njd_percent", "sdlogj", "seconds"]
+    lines = [header, "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join(_cell(row.get(c)) for c in columns) + " |")
+    table = "\n".join(lines)
+    print(table)
+    if out:
+        os.makedirs(out, exist_ok=True)
+        with open(os.path.join(out, "accuracy.md"), "w", encoding="utf-8") as f:
+            f.write(table + "\n")
+        with open(os.path.join(out, "accuracy.csv"), "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=columns, restval="")
+            writer.writeheader()
+            writer.writerows(rows)
+
+
+def _summary(label: str, scores: list[dict], seconds: list[float]) -> dict:
+    row = {"method": label, "seconds": float(np.mean(seconds))}
+    for column in ("dice", "hd95_mm", "njd_percent", "sdlogj"):
+        values = [s[column] for s in scores if column in s]
+        if values:
+            row[column] = float(np.nanmean(values))
+    return row
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "-"
+    return value if isinstance(value, str) else f"{value:.4g}"
