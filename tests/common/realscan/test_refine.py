@@ -71,7 +71,7 @@ def test_refinement_recovers_a_known_smooth_deformation(pair, kind):
         ddf = network(inputs)[0]
         inverse = ddf.clone() if kind == "residual_svf" else None
     loss = RegistrationLoss(nn.MSELoss(), regulariser=GradientRegulariser(), reg_weight=0.01, reg_on=reg_on)
-    refine = Refinement(loss, steps=150, lr=0.1, coarse=2)
+    refine = Refinement(loss, steps=80, lr=0.15, coarse=2)
     refined, refined_inverse = refine(network, inputs, ddf, inverse)
     inner = (slice(None), slice(4, -4), slice(4, -4), slice(4, -4))
     before = (ddf - truth)[inner].norm(dim=0).mean()
