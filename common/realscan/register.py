@@ -110,7 +110,7 @@ def register_pair(
             label, _ = load_volume(pair[key], key.replace("_", " "))
             _check_label(pair[key], label, image, key)
             labels[key] = (label, image.affine)
-    prepared = stage.prepare(fixed, fixed_image.affine, moving, moving_image.affine, {}, device)
+    prepared = stage.prepare(fixed, fixed_image.affine, moving, moving_image.affine, device)
     ddf, inverse, seconds = run_network(network, prepared.inputs)
     if refine is not None and refine.steps:
         ddf, inverse = refine(network, prepared.inputs, ddf, inverse)
@@ -148,7 +148,7 @@ def register_pair(
     os.makedirs(tmp)
     for name, array in outputs.items():
         save_like(array.astype(np.int16 if name == "warped_label" else np.float32), fixed_image, f"{tmp}/{name}.nii.gz")
-    _write_transforms(prepared, ddf, inverse, fixed_image, moving_image, tmp)
+    _write_transforms(prepared, ddf, inverse, full, fixed_image, moving_image, tmp)
     if report:
         _report(prepared, moving, moving_image, fixed, fixed_image, outputs, voxel_ddf, pair, tmp)
         if frames is not None:
@@ -168,12 +168,11 @@ def _world_centre(prepared: PreparedPair) -> np.ndarray:
     return (prepared.grid @ np.append((size - 1) / 2, 1.0))[:3]
 
 
-def _write_transforms(prepared, ddf, inverse, fixed_image, moving_image, folder: str) -> None:
+def _write_transforms(prepared, ddf, inverse, full, fixed_image, moving_image, folder: str) -> None:
+    """Transform files of the module docstring; ``full``: the whole map's displacement on the fixed grid."""
     fixed_affine, fixed_shape = fixed_image.affine, fixed_image.shape[:3]
     warp = prepared.displacement(ddf, fixed_affine, fixed_shape, with_affine=False)
-    write_displacement_nifti(
-        prepared.displacement(ddf, fixed_affine, fixed_shape), fixed_affine, f"{folder}/ddf_itk.nii.gz"
-    )
+    write_displacement_nifti(full, fixed_affine, f"{folder}/ddf_itk.nii.gz")
     write_ants_affine(prepared.affine, f"{folder}/transform_0GenericAffine.mat")
     write_displacement_nifti(warp, fixed_affine, f"{folder}/transform_1Warp.nii.gz")
     write_itk_transform(f"{folder}/transform.h5", [("field", warp, fixed_affine), ("affine", prepared.affine, None)])

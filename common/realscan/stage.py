@@ -3,7 +3,7 @@ bundle's network grid, affinely pre-aligned, and the network's result mapped bac
 
 1. The network grid ``N`` is built from the fixed image (:func:`~common.realscan.grid.network_grid`: the bundle's
    orientation and spacing, centred on the fixed foreground); the fixed image is sampled on it, the moving image
-   and labels through their own affines, so a zero network output is the physical identity.
+   through its own affine, so a zero network output is the physical identity.
 2. Optional affine pre-alignment ``A`` (fixed -> moving world points, :func:`~common.realscan.affine.align_affine`);
    the moving image enters the network as ``m(A N j)``.
 3. A network DDF ``u`` on the network grid (voxels, DESIGN convention) then stands for the physical map
@@ -31,13 +31,12 @@ __all__ = ["PreparedPair", "RealScanStage"]
 @dataclass
 class PreparedPair:
     """A pair on the network grid. ``inputs``: ``(1, 2, *spatial)`` = [moving, fixed] in [0, 1]; ``grid``: the
-    network grid's affine ``N``; ``affine``: the pre-alignment ``A`` (fixed -> moving world, RAS mm); ``labels``:
-    ``moving_label`` / ``fixed_label`` on the network grid (nearest) when given; ``seconds``: time per step."""
+    network grid's affine ``N``; ``affine``: the pre-alignment ``A`` (fixed -> moving world, RAS mm); ``seconds``:
+    time per step."""
 
     inputs: torch.Tensor
     grid: np.ndarray
     affine: np.ndarray
-    labels: dict = field(default_factory=dict)
     seconds: dict = field(default_factory=dict)
 
     def displacement(
@@ -128,11 +127,9 @@ class RealScanStage:
         fixed_affine: np.ndarray,
         moving: torch.Tensor,
         moving_affine: np.ndarray,
-        labels: dict | None = None,
         device: str | torch.device = "cpu",
     ) -> PreparedPair:
-        """The pair ``fixed``, ``moving`` (1, *spatial) with their RAS affines on the network grid, pre-aligned.
-        ``labels``: ``{"fixed_label" | "moving_label": (tensor (1, *spatial), affine)}``, resampled nearest."""
+        """The pair ``fixed``, ``moving`` (1, *spatial) with their RAS affines on the network grid, pre-aligned."""
         start = time.perf_counter()
         fixed, moving = self.normalise(fixed), self.normalise(moving)
         centre = foreground_centre(fixed) if self.centre == "foreground" else None
@@ -156,11 +153,5 @@ class RealScanStage:
             ).matrix
         seconds["affine"] = time.perf_counter() - start
         moving_net = resample_affine(moving.to(device), moving_affine, grid, self.spatial_size, matrix)
-        on_grid = {}
-        for key, (label, label_affine) in (labels or {}).items():
-            world_map = matrix if key.startswith("moving") else None
-            on_grid[key] = resample_affine(
-                label.float().to(device), label_affine, grid, self.spatial_size, world_map, mode="nearest"
-            )
         inputs = torch.cat([moving_net, fixed_net], 0)[None]
-        return PreparedPair(inputs=inputs, grid=grid, affine=matrix, labels=on_grid, seconds=seconds)
+        return PreparedPair(inputs=inputs, grid=grid, affine=matrix, seconds=seconds)
