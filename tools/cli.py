@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import fire
@@ -33,7 +34,13 @@ def make_demo_data(
     print(f"{kind} demo data in {out}")
 
 
+def _stop(signum, frame) -> None:
+    """SIGTERM as ``SystemExit``: the atomic writers remove their temporaries on the way out."""
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _stop)
     try:
         fire.Fire(
             {
@@ -53,7 +60,7 @@ def main() -> None:
             },
             name="regzoo",
         )
-    except (DataError, FileExistsError, FileNotFoundError, ValueError) as err:
+    except (DataError, OSError, ValueError) as err:
         sys.stderr.write(f"regzoo: error: {err}\n")
         raise SystemExit(2) from None
 

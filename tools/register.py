@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 
+from common.atomic import check_new_folder
 from common.engines import check_output_dir
 
 __all__ = ["find_bundle", "register"]
@@ -86,9 +87,10 @@ def _register_pair(
     through the bundle's real-scan stage (``common.realscan.register_pair``)."""
     from common.realscan import register_pair, report_frames
 
-    check_output_dir(out, overwrite)
     stage = parser.get_parsed_content("real_scan")
-    return register_pair(stage, network, pair, out, device, report=report, frames=report_frames, refine=refine)
+    return register_pair(
+        stage, network, pair, out, device, report=report, frames=report_frames, refine=refine, overwrite=overwrite
+    )
 
 
 def register(
@@ -126,7 +128,8 @@ def register(
             demo brains most of the gain of 50 or 200 steps: Dice 0.810 -> 0.912, vs 0.917): Adam on the bundle's own
             training objective (``train.json``'s ``loss``), keeping the method's guarantee (``common.realscan.refine``).
         refine_lr: its learning rate (voxels per step).
-        overwrite: replace existing outputs (default: refuse, or skip in batch mode).
+        overwrite: replace existing outputs that regzoo wrote (default: refuse, or skip in batch mode); a folder
+            holding anyone else's files is never replaced.
         report: also write ``report.png`` (``common.export.registration_report``: images, differences before /
             after, checkerboard, deformation grid, det J with folds in red), and for methods with a trajectory
             (DiffuseMorph, DDM) ``frames.png`` and ``frames.gif`` (the moving image from gamma 0 to 1); for DiffuseReg
@@ -144,7 +147,7 @@ def register(
     if datalist is None:
         if fixed is None or moving is None:
             raise ValueError("give --fixed and --moving (one pair) or --datalist (a batch)")
-        check_output_dir(out, overwrite)  # before loading the network: fail fast
+        check_new_folder(out, overwrite)  # before loading the network: fail fast
         parser = _parser(bundle, configs, overrides)
         network = _load_network(parser, device)
         pair = {"fixed": fixed, "moving": moving, "moving_label": moving_label, "fixed_label": fixed_label}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from .files import DataError, check_image_file, read_json_list
+from .files import DataError, check_image_file, read_json_list, warn
 from .transforms import IMAGE_KEYS, LABEL_KEYS
 
 __all__ = ["load_datalist", "validate_pairs"]
@@ -16,8 +16,10 @@ def load_datalist(path: str, key: str = "training", spatial_dims: int = 3) -> li
     """Entries of ``key`` with absolute paths; every file is checked (exists, NIfTI header, dimensionality)."""
     entries = read_json_list(path, key, "datalist JSON")
     base = os.path.dirname(os.path.abspath(path))
-    items = []
+    items, seen = [], set()
     for n, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise DataError(f"{path}: {key}[{n}] is a {type(entry).__name__}, expected an object with fixed / moving")
         missing = [k for k in IMAGE_KEYS if k not in entry]
         if missing:
             raise DataError(f"{path}: {key}[{n}] lacks {missing}")
@@ -26,11 +28,17 @@ def load_datalist(path: str, key: str = "training", spatial_dims: int = 3) -> li
         item = dict(entry)
         for k in IMAGE_KEYS + LABEL_KEYS:
             if k in entry:
+                if not isinstance(entry[k], str) or not entry[k]:
+                    raise DataError(f"{path}: {key}[{n}]['{k}'] is {entry[k]!r}, expected a file path")
                 item[k] = os.path.normpath(os.path.join(base, entry[k]))
                 try:
                     check_image_file(item[k], ndim=spatial_dims)
                 except DataError as err:
                     raise DataError(f"{path}: {key}[{n}]['{k}']: {err}") from None
+        signature = tuple(item.get(k) for k in IMAGE_KEYS + LABEL_KEYS)
+        if signature in seen:
+            warn(f"{path}: {key}[{n}] repeats an earlier entry")
+        seen.add(signature)
         items.append(item)
     if not items:
         raise DataError(f"{path}: the '{key}' list is empty")

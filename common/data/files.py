@@ -5,18 +5,35 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import sys
 from collections.abc import Sequence
 
 import nibabel as nib
 import numpy as np
 
-__all__ = ["DataError", "check_image_file", "read_header_shape", "read_json_list"]
+__all__ = ["DataError", "check_image_file", "check_label_values", "read_header_shape", "read_json_list", "warn"]
 
 _NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
 
 class DataError(ValueError):
     """A data file or folder cannot be used; the message names it and says why."""
+
+
+def warn(message: str) -> None:
+    """One line on stderr, ``regzoo: warning: <message>``: something to look at that does not stop the run."""
+    print(f"regzoo: warning: {message}", file=sys.stderr, flush=True)
+
+
+def check_label_values(path: str, values: np.ndarray, what: str = "label image") -> None:
+    """Refuse a label image whose voxels are not whole numbers (a probability map or an interpolated label
+    would be truncated to a wrong segmentation)."""
+    off = np.abs(values - np.round(values))
+    if off.size and float(off.max()) > 1e-3:
+        example = float(values.flat[int(np.argmax(off))])
+        raise DataError(
+            f"{path}: the {what} holds non-integer values (e.g. {example:.4g}); expected whole-number labels"
+        )
 
 
 def read_header_shape(path: str) -> tuple[tuple[int, ...], tuple[float, ...]]:

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from filelock import FileLock
 
+from ..atomic import atomic_folder
 from ..spatial.integrate import integrate_svf
 from .splits import split_by_fraction
 
@@ -470,12 +471,8 @@ def ensure_demo_data(out: str, kind: str, subjects: int = 10, seed: int = 0, siz
             shutil.rmtree(out)
         elif os.path.isdir(out) and os.listdir(out):
             raise FileExistsError(f"{out}: exists and is not a regzoo demo folder; refusing to write demo data into it")
-        tmp = out.rstrip(os.sep) + ".partial"
-        shutil.rmtree(tmp, ignore_errors=True)
-        make_demo_data(kind, tmp, subjects, seed, size)
-        with open(os.path.join(tmp, ".regzoo-demo.json"), "w", encoding="utf-8") as f:
-            json.dump(wanted, f)
-        if os.path.isdir(out):
-            os.rmdir(out)  # empty, checked above
-        os.replace(tmp, out)  # a complete set appears at once; an interrupted run leaves only the .partial folder
+        with atomic_folder(out) as tmp:  # a complete set appears at once (out is absent or empty here)
+            make_demo_data(kind, tmp, subjects, seed, size)
+            with open(os.path.join(tmp, ".regzoo-demo.json"), "w", encoding="utf-8") as f:
+                json.dump(wanted, f)
     return out

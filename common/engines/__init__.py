@@ -2,7 +2,7 @@
 postprocessing, output writers, the metrics table, checkpoint loading, and trajectory / generation outputs."""
 
 from .batch import PairBatch
-from .checkpoint import CheckpointError, check_output_dir, load_weights
+from .checkpoint import AtomicDiskSaver, BestModelSaver, CheckpointError, check_output_dir, load_weights
 from .distributed import rank_handlers
 from .field_diffusion import FieldStatistics, SamplingInferer, SamplingOutputs
 from .handlers import RegistrationMetricsTable, RegistrationWriter, pair_ids
@@ -12,6 +12,8 @@ from .state import TrainingStateSaver
 from .trajectory import FramesWriter, GenerationInferer, GenerationOutputs, TrajectoryOutputs
 
 __all__ = [
+    "AtomicDiskSaver",
+    "BestModelSaver",
     "FieldStatistics",
     "SamplingInferer",
     "SamplingOutputs",

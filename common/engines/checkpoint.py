@@ -1,13 +1,19 @@
-"""Loading published or trained weights: plain state dicts, ``weights_only=True``, clear errors."""
+"""Loading published or trained weights (plain state dicts, ``weights_only=True``, clear errors) and saving the
+best model so that an interrupted save never loses it."""
 
 from __future__ import annotations
 
 import os
 
+import ignite.distributed as idist
 import torch
+from ignite.handlers.checkpoint import BaseSaveHandler
+from monai.handlers import CheckpointSaver
 from torch import nn
 
-__all__ = ["CheckpointError", "check_output_dir", "load_weights"]
+from ..atomic import atomic_path, check_writable
+
+__all__ = ["AtomicDiskSaver", "BestModelSaver", "CheckpointError", "check_output_dir", "load_weights"]
 
 
 class CheckpointError(ValueError):
@@ -56,9 +62,55 @@ def load_weights(network: nn.Module, path: str, map_location: str | torch.device
 
 
 def check_output_dir(path: str, overwrite: bool = False) -> str:
-    """Refuse an output folder that is a file, or (without ``overwrite``) one that already holds results."""
+    """Refuse an output folder that is a file, one that cannot be created, or (without ``overwrite``) one that
+    already holds results."""
     if os.path.exists(path) and not os.path.isdir(path):
         raise FileExistsError(f"{path}: output_dir is a file, expected a folder")
     if os.path.isdir(path) and os.listdir(path) and not overwrite:
         raise FileExistsError(f"{path}: output_dir already holds results; choose another folder or set overwrite=true")
+    check_writable(os.path.join(path, "x"))
     return path
+
+
+class AtomicDiskSaver(BaseSaveHandler):
+    """ignite save handler writing each checkpoint through :func:`common.atomic.atomic_path`; with a fixed
+    ``filename`` the old file is never removed first (ignite removes the worse checkpoint before saving the
+    better one), the new one replaces it whole. Saves on rank 0 only."""
+
+    def __init__(self, dirname: str, filename: str | None = None) -> None:
+        self.dirname, self.filename = dirname, filename
+
+    def __call__(self, checkpoint, filename: str, metadata=None) -> None:
+        if idist.get_rank() != 0:
+            return
+        os.makedirs(self.dirname, exist_ok=True)
+        with atomic_path(os.path.join(self.dirname, self.filename or filename)) as tmp:
+            torch.save(checkpoint, tmp)
+
+    def remove(self, filename: str) -> None:
+        if self.filename is None and idist.get_rank() == 0:
+            os.remove(os.path.join(self.dirname, filename))
+
+
+class BestModelSaver(CheckpointSaver):
+    """MONAI's ``CheckpointSaver`` keeping the best model by the evaluator's key metric in
+    ``save_dir/key_metric_filename``, written atomically (MONAI's own disk saver writes in place: a run killed
+    while saving left a corrupt ``model.pt`` and no previous best).
+
+    ``state_dict`` / ``load_state_dict`` carry the best score so far: the bundles' training state holds it, and a
+    resumed run replaces ``model.pt`` only with a better model."""
+
+    def __init__(self, save_dir: str, save_dict: dict, key_metric_filename: str = "model.pt", **kwargs) -> None:
+        super().__init__(
+            save_dir=save_dir,
+            save_dict=save_dict,
+            save_key_metric=True,
+            key_metric_filename=key_metric_filename,
+            **kwargs,
+        )
+        for checkpoint in (self._key_metric_checkpoint, self._final_checkpoint, self._interval_checkpoint):
+            if checkpoint is not None:
+                checkpoint.save_handler = AtomicDiskSaver(save_dir, checkpoint.save_handler.filename)
+
+    def state_dict(self) -> dict:
+        return self._key_metric_checkpoint.state_dict()

@@ -10,9 +10,7 @@ import csv
 import json
 import math
 import os
-import shutil
 from collections.abc import Mapping, Sequence
-from contextlib import contextmanager
 
 import nibabel as nib
 import numpy as np
@@ -20,6 +18,7 @@ import torch
 from ignite.engine import Engine, Events
 from monai.data import MetaTensor
 
+from ..atomic import atomic_folder, atomic_open
 from ..metrics.overlap import dice_per_label, grouped_dice, hd95_per_label, labels_present_in_both
 from ..metrics.regularity import folding_ratio, mean_grad_jacobian, njd_percent, sdlogj, std_jacobian
 
@@ -58,21 +57,10 @@ def pair_ids(batch: Mapping, size: int) -> list[str]:
     return [i.replace(os.sep, "_") for i in ids]
 
 
-@contextmanager
 def pair_folder(output_dir: str, name: str, overwrite: bool = False):
-    """A pair's output folder ``<output_dir>/<name>``, written complete or not at all: yields a temporary
-    ``<name>.partial`` folder that replaces the final one when the block ends without error. An existing folder
-    is refused unless ``overwrite``."""
-    final = os.path.join(output_dir, name)
-    if os.path.exists(final) and not overwrite:
-        raise FileExistsError(f"{final}: exists; refusing to overwrite it (set overwrite=true to replace)")
-    tmp = final + ".partial"
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    yield tmp
-    if os.path.exists(final):
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    """A pair's output folder ``<output_dir>/<name>``, written complete or not at all
+    (:func:`common.atomic.atomic_folder`); an existing one is refused unless ``overwrite`` and regzoo wrote it."""
+    return atomic_folder(os.path.join(output_dir, name), overwrite)
 
 
 def _affine(image, index: int) -> np.ndarray:
@@ -223,13 +211,13 @@ class RegistrationMetricsTable:
     def write(self, engine: Engine | None = None) -> None:
         os.makedirs(self.output_dir, exist_ok=True)
         columns = list(dict.fromkeys(k for row in self.rows for k in row))
-        with open(os.path.join(self.output_dir, "metrics.csv"), "w", newline="", encoding="utf-8") as f:
+        with atomic_open(os.path.join(self.output_dir, "metrics.csv"), "w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=columns, restval="")
             writer.writeheader()
             writer.writerows(self.rows)
-        with open(os.path.join(self.output_dir, "summary.json"), "w", encoding="utf-8") as f:
+        with atomic_open(os.path.join(self.output_dir, "summary.json"), "w", encoding="utf-8") as f:
             json.dump({k: {"mean": m, "std": s} for k, (m, s) in self.summary().items()}, f, indent=1)
         table = self.markdown()
-        with open(os.path.join(self.output_dir, "summary.md"), "w", encoding="utf-8") as f:
+        with atomic_open(os.path.join(self.output_dir, "summary.md"), "w", encoding="utf-8") as f:
             f.write(table + "\n")
         print(table, flush=True)

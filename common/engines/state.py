@@ -7,12 +7,14 @@ import os
 import torch
 from ignite.engine import Engine, Events
 
+from ..atomic import atomic_path
+
 __all__ = ["TrainingStateSaver"]
 
 
 class TrainingStateSaver:
     """Save ``{name: obj.state_dict()}`` of ``objects`` (network, optimizer, trainer, ...) to ``path`` after every
-    ``every`` epochs, atomically (temporary file, then rename): a crash never leaves a half-written state.
+    ``every`` epochs, atomically (``common.atomic.atomic_path``): a crash never leaves a half-written state.
 
     MONAI's ``CheckpointLoader`` with the same ``load_dict`` resumes from it (see the bundles' train.json).
     """
@@ -29,6 +31,5 @@ class TrainingStateSaver:
         for name, obj in self.objects.items():
             target = obj.module if hasattr(obj, "module") else obj
             state[name] = target.state_dict()
-        tmp = self.path + ".tmp"
-        torch.save(state, tmp)
-        os.replace(tmp, self.path)
+        with atomic_path(self.path) as tmp:
+            torch.save(state, tmp)

@@ -3,7 +3,7 @@ inference configs, the MONAI Label app): the network grid built from the fixed i
 physical space, the network, and one composite transform on the fixed image's own grid."""
 
 from .affine import AFFINE_MODELS, SIMILARITIES, AffineResult, align_affine, describe_affine
-from .batch import BatchRegistration, metrics_row, pair_name, report_frames, write_metrics_table
+from .batch import BatchError, BatchRegistration, metrics_row, pair_name, pair_names, report_frames, write_metrics_table
 from .grid import foreground_centre, network_grid, reorientation
 from .refine import Refinement, refinement_kind
 from .register import load_volume, register_pair, run_network, save_like
@@ -13,6 +13,7 @@ __all__ = [
     "AFFINE_MODELS",
     "SIMILARITIES",
     "AffineResult",
+    "BatchError",
     "BatchRegistration",
     "PreparedPair",
     "RealScanStage",
@@ -24,6 +25,7 @@ __all__ = [
     "metrics_row",
     "network_grid",
     "pair_name",
+    "pair_names",
     "refinement_kind",
     "register_pair",
     "reorientation",

@@ -8,15 +8,28 @@ as the command does.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
+import sys
 
 import torch
 
+from ..atomic import atomic_open
 from .register import register_pair
 from .stage import RealScanStage
 
-__all__ = ["BatchRegistration", "metrics_row", "pair_name", "report_frames", "write_metrics_table"]
+__all__ = [
+    "BatchError",
+    "BatchRegistration",
+    "metrics_row",
+    "pair_name",
+    "pair_names",
+    "report_frames",
+    "write_metrics_table",
+]
+
+PAIR_KEYS = ("fixed", "moving", "fixed_label", "moving_label")
 
 
 def pair_name(pair: dict) -> str:
@@ -31,6 +44,25 @@ def pair_name(pair: dict) -> str:
     return f"{name(pair['fixed'])}__{name(pair['moving'])}"
 
 
+def pair_names(pairs: list[dict]) -> list[str]:
+    """One output folder name per pair that no two different pairs share: :func:`pair_name`, and where that
+    collides (same folder names and stems elsewhere on disk) a suffix of 8 hex digits of the pair's absolute
+    file paths; the same pair gets the same name in every run (a resumed batch finds its folders)."""
+    names = [pair_name(pair) for pair in pairs]
+    keys = [_pair_key(pair) for pair in pairs]
+    owners: dict[str, set] = {}
+    for name, key in zip(names, keys):
+        owners.setdefault(name, set()).add(key)
+    return [
+        f"{name}_{hashlib.sha1(repr(key).encode()).hexdigest()[:8]}" if len(owners[name]) > 1 else name
+        for name, key in zip(names, keys)
+    ]
+
+
+def _pair_key(pair: dict) -> tuple:
+    return tuple(os.path.abspath(pair[k]) if pair.get(k) else "" for k in PAIR_KEYS)
+
+
 def metrics_row(metrics: dict) -> dict:
     """A table row of a pair's ``metrics.json``: per-label Dice left out, the affine as its rotation (degrees) and
     the length of its translation at the network grid's centre (mm)."""
@@ -42,15 +74,14 @@ def metrics_row(metrics: dict) -> dict:
 
 
 def write_metrics_table(out: str, rows: list[dict]) -> str:
-    """``<out>/metrics.csv`` of the rows (:func:`metrics_row`), written to a temporary file and renamed."""
+    """``<out>/metrics.csv`` of the rows (:func:`metrics_row`), written atomically."""
     flat = [metrics_row(row) for row in rows]
     columns = list(dict.fromkeys(k for row in flat for k in row))
     path = os.path.join(out, "metrics.csv")
-    with open(path + ".partial", "w", newline="", encoding="utf-8") as f:
+    with atomic_open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=columns, restval="")
         writer.writeheader()
         writer.writerows(flat)
-    os.replace(path + ".partial", path)
     return path
 
 
@@ -82,9 +113,13 @@ def report_frames(network, inputs: torch.Tensor, folder: str, title: str, frames
 
 
 class BatchRegistration:
-    """Register ``pairs`` (dicts of file paths) into ``<output_dir>/<pair name>/`` and write
-    ``<output_dir>/metrics.csv``, each prediction refined by ``refine`` when given. Pairs whose folder holds a ``metrics.json`` are skipped unless ``overwrite``, so
-    an interrupted run resumes."""
+    """Register ``pairs`` (dicts of file paths) into ``<output_dir>/<pair name>/`` (:func:`pair_names`) and write
+    ``<output_dir>/metrics.csv``, each prediction refined by ``refine`` when given.
+
+    Pairs whose folder holds a ``metrics.json`` are skipped unless ``overwrite``, so an interrupted run resumes.
+    A pair listed twice is registered once (a warning names it). A pair that cannot be registered (a bad file,
+    a folder regzoo may not replace) does not stop the batch: its row in ``metrics.csv`` has the one-line
+    ``error``, and :meth:`run` raises :class:`BatchError` after the table is written."""
 
     def __init__(
         self,
@@ -103,28 +138,53 @@ class BatchRegistration:
     def run(self) -> list[dict]:
         from tqdm import tqdm
 
+        from ..data.files import DataError
+
         os.makedirs(self.output_dir, exist_ok=True)
         self.network.eval()
-        rows = []
-        for pair in tqdm(self.pairs, desc="register", unit="pair"):
-            name = pair_name(pair)
+        rows, seen, failed = [], set(), []
+        for pair, name in tqdm(list(zip(self.pairs, pair_names(self.pairs))), desc="register", unit="pair"):
+            if name in seen:
+                print(
+                    f"regzoo: warning: pair {pair['fixed']} <- {pair['moving']} is listed twice; registered once",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                continue
+            seen.add(name)
             folder = os.path.join(self.output_dir, name)
             done = os.path.join(folder, "metrics.json")
             if os.path.isfile(done) and not self.overwrite:
                 with open(done, encoding="utf-8") as f:
                     rows.append({"pair": name, **json.load(f)})
                 continue
-            metrics = register_pair(
-                self.stage,
-                self.network,
-                pair,
-                folder,
-                self.device,
-                report=self.report,
-                frames=report_frames,
-                refine=self.refine,
-            )
+            try:
+                metrics = register_pair(
+                    self.stage,
+                    self.network,
+                    pair,
+                    folder,
+                    self.device,
+                    report=self.report,
+                    frames=report_frames,
+                    refine=self.refine,
+                    overwrite=self.overwrite,
+                )
+            except (DataError, OSError) as err:  # the pair's own problem: the others still run
+                message = str(err).replace("\n", " ")
+                print(f"regzoo: error: pair {name}: {message}", file=sys.stderr, flush=True)
+                failed.append(name)
+                metrics = {"fixed": pair["fixed"], "moving": pair["moving"], "error": message}
             rows.append({"pair": name, **metrics})
         path = write_metrics_table(self.output_dir, rows)
-        print(f"{len(rows)} pairs registered; metrics in {path}", flush=True)
+        print(f"{len(rows) - len(failed)} of {len(rows)} pairs registered; metrics in {path}", flush=True)
+        if failed:
+            raise BatchError(
+                f"{path}: {len(failed)} of {len(rows)} pairs failed ({', '.join(failed[:3])}"
+                f"{', ...' if len(failed) > 3 else ''}); their rows hold the error"
+            )
         return rows
+
+
+class BatchError(ValueError):
+    """Some pairs of a batch could not be registered (the table names them)."""

@@ -59,7 +59,13 @@ class Refinement:
             raise ValueError(f"refinement lr must be positive, got {lr!r}")
         if isinstance(loss, RegistrationLoss):  # the image term and the regulariser; no labels, no denoising term
             loss = RegistrationLoss(loss.image_loss, loss.image_weight, loss.regulariser, loss.reg_weight, loss.reg_on)
-        self.loss, self.steps, self.lr, self.coarse, self.int_steps = loss, int(steps), float(lr), int(coarse), int_steps
+        self.loss, self.steps, self.lr, self.coarse, self.int_steps = (
+            loss,
+            int(steps),
+            float(lr),
+            int(coarse),
+            int_steps,
+        )
         self.seconds = 0.0
         self.losses: list[float] = []
 
@@ -78,7 +84,9 @@ class Refinement:
             moving, fixed = moving * mask, fixed * mask
         targets = {"moving": moving, "fixed": fixed}
         with torch.enable_grad():
-            parameter, build = self._parameterise(kind, network, inputs, ddf[None], None if inverse is None else inverse[None])
+            parameter, build = self._parameterise(
+                kind, network, inputs, ddf[None], None if inverse is None else inverse[None]
+            )
             optimiser = torch.optim.Adam([parameter], lr=self.lr)
             self.losses = []
             for _ in range(self.steps):

@@ -13,21 +13,21 @@ Outputs (fixed -> moving points in LPS mm for every transform file; ``docs/DESIG
   (``-t [transform_0GenericAffine.mat,1] -t transform_1InverseWarp.nii.gz``) and ``inverse_ddf_itk.nii.gz`` on
   the moving grid;
 - with ``report``: ``report.png`` (and frames along a trajectory or the sampling steps, where the method has them).
-The folder is written to ``<out>.partial`` and moved into place when complete.
+The folder is written complete or not at all (``common.atomic.atomic_folder``).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 
 import nibabel as nib
 import numpy as np
 import torch
 
-from ..data.files import DataError, check_image_file
+from ..atomic import atomic_folder, check_new_folder
+from ..data.files import DataError, check_image_file, check_label_values, warn
 from ..export.itk_transform import write_ants_affine, write_displacement_nifti, write_itk_transform
 from ..metrics.overlap import dice_per_label, labels_present_in_both
 from ..metrics.regularity import regularity_metrics
@@ -39,9 +39,10 @@ from .stage import PreparedPair, RealScanStage
 __all__ = ["load_volume", "register_pair", "run_network", "save_like"]
 
 
-def load_volume(path: str, what: str) -> tuple[torch.Tensor, nib.Nifti1Image]:
+def load_volume(path: str, what: str, label: bool = False) -> tuple[torch.Tensor, nib.Nifti1Image]:
     """(voxels ``(1, *spatial)`` float32, the nibabel image) of a 3D NIfTI file; a one-line ``DataError`` naming
-    the file for anything that is not a finite 3D image with an invertible affine."""
+    the file for anything that is not a finite 3D image with an invertible affine (``label``: with whole-number
+    values); a warning for a constant image or a spacing ratio over 100:1."""
     check_image_file(path, ndim=3)
     image = nib.load(path)
     try:
@@ -53,6 +54,15 @@ def load_volume(path: str, what: str) -> tuple[torch.Tensor, nib.Nifti1Image]:
         raise DataError(f"{path}: {what} holds NaN or infinite values")
     if abs(np.linalg.det(image.affine[:3, :3])) < 1e-12:
         raise DataError(f"{path}: {what} has a singular affine (zero spacing or degenerate direction) in its header")
+    spacing = np.linalg.norm(image.affine[:3, :3], axis=0)
+    if spacing.max() > 100 * spacing.min():
+        warn(
+            f"{path}: {what} has voxel spacing {np.round(spacing, 4).tolist()} mm (ratio over 100:1); check its header"
+        )
+    if label:
+        check_label_values(path, data, what)
+    elif data.size and float(data.max()) == float(data.min()):
+        warn(f"{path}: {what} is constant ({float(data.min()):g} everywhere); nothing can be registered to it")
     return torch.from_numpy(data)[None], image
 
 
@@ -96,18 +106,21 @@ def register_pair(
     report: bool = False,
     frames=None,
     refine=None,
+    overwrite: bool = False,
 ) -> dict:
     """Register ``pair`` ``{"fixed", "moving", "fixed_label"?, "moving_label"?}`` (file paths) into the new folder
     ``out`` (module docstring); returns the metrics written to ``metrics.json``. ``frames(network, inputs, folder,
     title)`` adds method-specific report frames; ``refine`` (a :class:`~common.realscan.refine.Refinement`) refines
-    the network's prediction on the pair before anything is written."""
+    the network's prediction on the pair before anything is written. An existing ``out`` is replaced only with
+    ``overwrite`` and only when regzoo wrote it (:func:`common.atomic.atomic_folder`), checked before any work."""
     started = time.perf_counter()
+    check_new_folder(out, overwrite)
     fixed, fixed_image = load_volume(pair["fixed"], "the fixed image")
     moving, moving_image = load_volume(pair["moving"], "the moving image")
     labels = {}
     for key, image in (("moving_label", moving_image), ("fixed_label", fixed_image)):
         if pair.get(key) is not None:
-            label, _ = load_volume(pair[key], key.replace("_", " "))
+            label, _ = load_volume(pair[key], key.replace("_", " "), label=True)
             _check_label(pair[key], label, image, key)
             labels[key] = (label, image.affine)
     prepared = stage.prepare(fixed, fixed_image.affine, moving, moving_image.affine, device)
@@ -143,22 +156,18 @@ def register_pair(
         metrics["dice"] = {str(k): float(v) for k, v in zip(present, dice.tolist())}
         metrics["dice_mean"] = float(torch.nanmean(dice)) if present else float("nan")
 
-    tmp = out.rstrip("/") + ".partial"
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    for name, array in outputs.items():
-        save_like(array.astype(np.int16 if name == "warped_label" else np.float32), fixed_image, f"{tmp}/{name}.nii.gz")
-    _write_transforms(prepared, ddf, inverse, full, fixed_image, moving_image, tmp)
-    if report:
-        _report(prepared, moving, moving_image, fixed, fixed_image, outputs, voxel_ddf, pair, tmp)
-        if frames is not None:
-            frames(network, prepared.inputs, tmp, _title(pair))
-    metrics["seconds_total"] = time.perf_counter() - started
-    with open(os.path.join(tmp, "metrics.json"), "w", encoding="utf-8") as f:
-        json.dump(metrics, f, indent=1)
-    if os.path.isdir(out):
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+    with atomic_folder(out, overwrite) as tmp:
+        for name, array in outputs.items():
+            array = array.astype(np.int16 if name == "warped_label" else np.float32)
+            save_like(array, fixed_image, f"{tmp}/{name}.nii.gz")
+        _write_transforms(prepared, ddf, inverse, full, fixed_image, moving_image, tmp)
+        if report:
+            _report(prepared, moving, moving_image, fixed, fixed_image, outputs, voxel_ddf, pair, tmp)
+            if frames is not None:
+                frames(network, prepared.inputs, tmp, _title(pair))
+        metrics["seconds_total"] = time.perf_counter() - started
+        with open(os.path.join(tmp, "metrics.json"), "w", encoding="utf-8") as f:
+            json.dump(metrics, f, indent=1)
     return metrics
 
 

@@ -1,5 +1,5 @@
 """``regzoo register``: outputs on the fixed image's own grid, checked with ITK itself; inverse round trip; bad
-input refused with a clear message and nothing written.
+input is refused in tests/tools/test_fault_catalogue.py.
 
 The networks get fixed, non-trivial weights (a smooth non-zero field) instead of training, so the tests check the
 geometry of the outputs, not the quality of a registration (the bundles' own tests do that)."""
@@ -19,7 +19,6 @@ import torch
 import torch.nn.functional as F
 from monai.bundle import ConfigParser
 
-from tools import cli
 from tools.register import find_bundle
 
 from .test_cli import regzoo
@@ -169,63 +168,6 @@ def test_inverse_transform_round_trip(pair, tmp_path):
     # mm: the inverse undoes it to a small fraction of the network's 4 mm voxels (measured up to 0.29 mm: the
     # fields are resampled from the network grid to the images' 4-4.5 mm slices and interpolated there by ITK)
     assert max(errors) < 0.5
-
-
-@pytest.mark.parametrize(
-    "case, message",
-    [
-        ("unknown_bundle", "unknown bundle 'nope'"),
-        ("2d_moving", "expected a 3D image"),
-        ("label_grid", "grid"),
-        ("nan", "NaN"),
-        ("out_is_file", "is a file"),
-        ("foreign_checkpoint", "another bundle"),
-        ("missing_checkpoint", "checkpoint not found"),
-    ],
-)
-def test_bad_input_is_refused_and_nothing_is_written(pair, tmp_path, case, message, monkeypatch, capsys):
-    args = {
-        "bundle": "voxelmorph",
-        "fixed": pair["fixed"],
-        "moving": pair["moving"],
-        "out": str(tmp_path / "out"),
-        "checkpoint": None,
-    }
-    if case == "unknown_bundle":
-        args["bundle"] = "nope"
-    elif case == "2d_moving":
-        path = tmp_path / "m2d.nii.gz"
-        nib.save(nib.Nifti1Image(np.zeros((8, 8), np.float32), np.eye(4)), path)
-        args["moving"] = str(path)
-    elif case == "label_grid":
-        path = tmp_path / "lab.nii.gz"
-        nib.save(nib.Nifti1Image(np.zeros((10, 10, 10), np.int16), np.eye(4)), path)
-        args["moving_label"] = str(path)
-    elif case == "nan":
-        data = np.asarray(nib.load(pair["moving"]).dataobj).copy()
-        data[3, 4, 5] = np.nan
-        path = tmp_path / "nan.nii.gz"
-        nib.save(nib.Nifti1Image(data, nib.load(pair["moving"]).affine), path)
-        args["moving"] = str(path)
-    elif case == "out_is_file":
-        (tmp_path / "out").write_text("keep me")
-    elif case == "foreign_checkpoint":
-        args["checkpoint"] = _checkpoint("transmorph_tvf", tmp_path / "tm.pt", ("quick.json",), tvf=True)
-    elif case == "missing_checkpoint":
-        args["checkpoint"] = str(tmp_path / "none.pt")
-    if args["checkpoint"] is None:
-        args["checkpoint"] = _checkpoint("voxelmorph", tmp_path / "vm.pt")
-    flags = [item for key, value in args.items() for item in (f"--{key.replace('_', '-')}", value)]
-    monkeypatch.setattr(sys, "argv", ["regzoo", "register", *flags])  # the command, in this process (faster)
-    with pytest.raises(SystemExit) as stop:
-        cli.main()
-    err = capsys.readouterr().err
-    assert stop.value.code == 2, err
-    assert message in err and "Traceback" not in err
-    if case == "out_is_file":
-        assert (tmp_path / "out").read_text() == "keep me"
-    else:
-        assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()
 
 
 def test_batch_mode_writes_a_table_and_resumes(pair, tmp_path):

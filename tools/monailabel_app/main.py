@@ -1,6 +1,7 @@
 """MONAI Label entry point: ``monailabel start_server --app tools/monailabel_app --studies DIR --conf bundle NAME
 [--conf checkpoint FILE] [--conf configs quick.json] [--conf atlas_image F --conf atlas_label L]
-[--conf affine none|rigid|affine] [--conf refine 20]``: the user's image is registered through the bundle's real-scan stage.
+[--conf affine none|rigid|affine] [--conf refine 20]``: the user's image is registered through the bundle's
+real-scan stage.
 
 Needs ``monailabel`` (not a regzoo dependency, see README.md); the infer task itself is
 :class:`tools.monailabel_app.infer.AtlasLabelPropagation`, tested without MONAI Label.
