@@ -6,7 +6,14 @@ from .datalist import load_datalist, validate_pairs
 from .datasets import RandomPairDataset
 from .files import DataError, check_image_file
 from .oasis import all_pairs, atlas_pairs, consecutive_pairs, learn2reg_pairs, oasis_split, oasis_subjects
-from .phantoms import OASIS_PHANTOM_LABELS, ensure_demo_data, make_demo_data, write_acdc_phantoms, write_oasis_phantoms
+from .phantoms import (
+    OASIS_PHANTOM_LABELS,
+    data_root,
+    ensure_demo_data,
+    make_demo_data,
+    write_acdc_phantoms,
+    write_oasis_phantoms,
+)
 from .splits import split_by_fraction
 from .transforms import (
     IMAGE_KEYS,
@@ -41,6 +48,7 @@ __all__ = [
     "augmentation",
     "check_image_file",
     "consecutive_pairs",
+    "data_root",
     "ensure_demo_data",
     "learn2reg_pairs",
     "load_datalist",

@@ -30,10 +30,19 @@ import torch.nn.functional as F
 from filelock import FileLock
 
 from ..atomic import atomic_folder
+from ..bundle.values import flag, optional
 from ..spatial.integrate import integrate_svf
+from .files import DataError
 from .splits import split_by_fraction
 
-__all__ = ["write_acdc_phantoms", "write_oasis_phantoms", "make_demo_data", "ensure_demo_data", "OASIS_PHANTOM_LABELS"]
+__all__ = [
+    "OASIS_PHANTOM_LABELS",
+    "data_root",
+    "ensure_demo_data",
+    "make_demo_data",
+    "write_acdc_phantoms",
+    "write_oasis_phantoms",
+]
 
 _GZ_LEVEL = 1  # fast compression: the phantoms are regenerated, not archived
 PHANTOM_VERSION = 3  # bump when the phantoms change: demo folders of another version are regenerated
@@ -432,6 +441,17 @@ def make_demo_data(kind: str, out: str, subjects: int = 10, seed: int = 0, size=
     else:
         raise ValueError(f"kind must be 'acdc', 'oasis' or 'multimodal', got {kind!r}")
     return out
+
+
+def data_root(demo, dataset_dir: str, kind: str, subjects: int = 10, seed: int = 0, size=None) -> str:
+    """The data folder a bundle reads: with ``demo`` the demo set ``kind`` written to ``dataset_dir`` if it is not
+    there yet (:func:`ensure_demo_data`), else the user's ``dataset_dir``, which must exist. ``demo`` may be a
+    word typed on the command line (``--demo_data false``: ``common.bundle.values.flag``)."""
+    if flag(demo, "demo_data"):
+        return ensure_demo_data(dataset_dir, kind, subjects, seed, optional(size, "demo_size"))
+    if not os.path.isdir(str(dataset_dir)):
+        raise DataError(f"{dataset_dir}: dataset_dir not found (with demo_data false it must be your data folder)")
+    return dataset_dir
 
 
 def ensure_demo_data(out: str, kind: str, subjects: int = 10, seed: int = 0, size=None, overwrite: bool = False) -> str:

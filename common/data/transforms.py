@@ -26,6 +26,7 @@ from monai.transforms import (
     Spacing,
 )
 
+from ..bundle.values import flag, optional
 from .files import DataError
 
 __all__ = [
@@ -278,6 +279,8 @@ def pair_transforms(
     """
     image_keys, label_keys = list(image_keys), list(label_keys)
     keys = image_keys + label_keys
+    pixdim, spatial_size = optional(pixdim, "pixdim"), optional(spatial_size, "spatial_size")
+    augment = flag(augment, "augment")
     steps = [
         LoadImageCheckedd(keys, spatial_dims=spatial_dims, allow_missing_keys=True),
         CheckSameGridd(list(zip(image_keys, label_keys))),

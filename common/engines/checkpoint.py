@@ -12,6 +12,7 @@ from monai.handlers import CheckpointSaver
 from torch import nn
 
 from ..atomic import atomic_path, check_writable
+from ..bundle.values import flag
 
 __all__ = ["AtomicDiskSaver", "BestModelSaver", "CheckpointError", "check_output_dir", "load_weights"]
 
@@ -64,6 +65,7 @@ def load_weights(network: nn.Module, path: str, map_location: str | torch.device
 def check_output_dir(path: str, overwrite: bool = False) -> str:
     """Refuse an output folder that is a file, one that cannot be created, or (without ``overwrite``) one that
     already holds results."""
+    overwrite = flag(overwrite, "overwrite")
     if os.path.exists(path) and not os.path.isdir(path):
         raise FileExistsError(f"{path}: output_dir is a file, expected a folder")
     if os.path.isdir(path) and os.listdir(path) and not overwrite:

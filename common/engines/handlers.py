@@ -19,6 +19,7 @@ from ignite.engine import Engine, Events
 from monai.data import MetaTensor
 
 from ..atomic import atomic_folder, atomic_open
+from ..bundle.values import flag
 from ..metrics.overlap import dice_per_label, grouped_dice, hd95_per_label, labels_present_in_both
 from ..metrics.regularity import folding_ratio, mean_grad_jacobian, njd_percent, sdlogj, std_jacobian
 
@@ -85,7 +86,8 @@ class RegistrationWriter:
         overwrite: bool = False,
         outputs: Sequence[str] = ("warped", "warped_label", "ddf", "jacobian", "inverse_ddf"),
     ) -> None:
-        self.output_dir, self.overwrite, self.outputs = output_dir, overwrite, tuple(outputs)
+        self.output_dir, self.outputs = output_dir, tuple(outputs)
+        self.overwrite = flag(overwrite, "overwrite")
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.ITERATION_COMPLETED, self)

@@ -20,6 +20,7 @@ from ignite.engine import Engine, Events
 from torch import nn
 from tqdm import tqdm
 
+from ..bundle.values import flag
 from ..diffusion import SamplingStep, check_eta
 from ..export.frames import frame_gif, frame_strip
 from ..metrics.image import nmse, psnr
@@ -218,7 +219,11 @@ class FramesWriter:
     """
 
     def __init__(self, output_dir: str, overwrite: bool = False, generated: bool = False) -> None:
-        self.output_dir, self.overwrite, self.generated = output_dir, overwrite, generated
+        self.output_dir, self.overwrite, self.generated = (
+            output_dir,
+            flag(overwrite, "overwrite"),
+            flag(generated, "generated"),
+        )
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.ITERATION_COMPLETED, self)

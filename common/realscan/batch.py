@@ -16,6 +16,7 @@ import sys
 import torch
 
 from ..atomic import atomic_open
+from ..bundle.values import flag
 from .register import register_pair
 from .stage import RealScanStage
 
@@ -133,7 +134,8 @@ class BatchRegistration:
         refine=None,
     ) -> None:
         self.stage, self.network, self.pairs, self.refine = stage, network, list(pairs), refine
-        self.output_dir, self.device, self.overwrite, self.report = output_dir, device, overwrite, report
+        self.output_dir, self.device, self.report = output_dir, device, flag(report, "report")
+        self.overwrite = flag(overwrite, "overwrite")
 
     def run(self) -> list[dict]:
         from tqdm import tqdm

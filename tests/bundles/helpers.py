@@ -68,19 +68,23 @@ def verify_and_export(
     root: str, tmp_path, input_shape: list[int], configs: tuple[str, ...] = ("inference.json",), **overrides
 ) -> str:
     """``verify_net_in_out`` on the inference ``network_def``, then ``ckpt_export`` (traced) of the trained
-    ``models/model.pt``; returns the TorchScript file."""
-    configs = list(configs)
-    monai_bundle("verify_net_in_out", configs, root, "network_def", device="cpu")
+    ``models/model.pt``; returns the TorchScript file. MONAI's own command functions, called in this process (the
+    commands are these functions behind fire; a subprocess each cost 8-15 s of start-up)."""
+    from monai.bundle import ckpt_export, verify_net_in_out
+
+    files = [os.path.join(root, "configs", c) for c in configs]
+    meta = os.path.join(root, "configs", "metadata.json")
+    verify_net_in_out(net_id="network_def", meta_file=meta, config_file=files, device="cpu", bundle_root=root)
     ts = os.path.join(str(tmp_path), "model.ts")
-    monai_bundle(
-        "ckpt_export",
-        configs,
-        root,
-        "network_def",
+    ckpt_export(
+        net_id="network_def",
         filepath=ts,
         ckpt_file=os.path.join(root, "models", "model.pt"),
-        use_trace="True",
+        meta_file=meta,
+        config_file=files,
+        use_trace=True,
         input_shape=input_shape,
+        bundle_root=root,
         **overrides,
     )
     return ts

@@ -63,8 +63,15 @@ def test_observed_sampling_writes_frames_and_stops_early(diffusereg_quick, acdc_
 
 
 def test_network_contract(diffusereg_quick):
-    monai_bundle(
-        "verify_net_in_out", ["inference.json", *QUICK], diffusereg_quick, "network_def", device="cpu", sampling_steps=2
+    from monai.bundle import verify_net_in_out
+
+    verify_net_in_out(
+        net_id="network_def",
+        meta_file=os.path.join(diffusereg_quick, "configs", "metadata.json"),
+        config_file=[os.path.join(diffusereg_quick, "configs", c) for c in ("inference.json", *QUICK)],
+        device="cpu",
+        bundle_root=diffusereg_quick,
+        sampling_steps=2,
     )
 
 

@@ -9,9 +9,9 @@ from .helpers import copy_bundle, monai_bundle, summary, verify_and_export
 
 pytestmark = pytest.mark.slow
 
-# half of quick.json's 50 epochs, learning-rate decay at 15 instead of 30 (the suite's time budget); the full
+# 15 of quick.json's 50 epochs, learning-rate decay at 10 instead of 30 (the suite's time budget); the full
 # quick run's +0.10 is in docs/README.md
-SHORT = {"train#trainer#max_epochs": 25, "train#lr_scheduler#step_size": 15, "val_interval": 25}
+SHORT = {"train#trainer#max_epochs": 15, "train#lr_scheduler#step_size": 10, "val_interval": 15}
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +24,8 @@ def trained(brain_demo, tmp_path_factory):
 def test_quick_training_beats_identity_without_folding(trained, brain_demo):
     monai_bundle("run", ["train.json", "quick.json", "evaluate.json"], trained, dataset_dir=brain_demo)
     figures = summary(os.path.join(trained, "eval"))
-    # measured 2026-11-29 after 25 epochs: 0.700 vs identity 0.626 (+0.073)
-    assert figures["dice_mean"] >= figures["dice_initial"] + 0.05
+    # measured 2026-12-01 after 15 epochs: 0.668 vs identity 0.626 (+0.042; after 25 epochs +0.073)
+    assert figures["dice_mean"] >= figures["dice_initial"] + 0.03
     assert figures["folding_ratio"] < 0.005
 
 

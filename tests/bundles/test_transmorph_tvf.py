@@ -13,8 +13,9 @@ from .helpers import copy_bundle, monai_bundle, summary, verify_and_export
 
 pytestmark = pytest.mark.slow
 
-# half of quick.json's 30 epochs (the suite's time budget); the full quick run's +0.12/+0.13 is in docs/README.md
-SHORT = {"max_epochs": 15, "val_interval": 15}
+# a third of quick.json's 30 epochs (the suite's time budget); the full quick run's +0.12/+0.13 is in
+# docs/README.md
+SHORT = {"max_epochs": 10, "val_interval": 10}
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +29,8 @@ def trained(brain_demo, tmp_path_factory):
 
 def test_quick_training_beats_identity_with_a_consistent_inverse(trained):
     _, figures = trained
-    # measured 2026-11-29 after 15 epochs: 0.696 vs identity 0.626 (+0.069), inverse error 0.051 voxel
-    assert figures["dice_mean"] >= figures["dice_initial"] + 0.05
+    # measured 2026-12-01 after 10 epochs: 0.685 vs identity 0.626 (+0.059), inverse error 0.046 voxel
+    assert figures["dice_mean"] >= figures["dice_initial"] + 0.04
     assert figures["inverse_error_vox"] < 0.1
     assert figures["folding_ratio"] == 0.0
 

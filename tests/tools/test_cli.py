@@ -19,7 +19,8 @@ def regzoo(*args: str) -> subprocess.CompletedProcess:
 
 def test_regzoo_command_lists_subcommands():
     result = regzoo("benchmark", "--help")
-    assert "nmi" in result.stdout + result.stderr
+    assert result.returncode == 0, result.stderr
+    assert "nmi" in result.stdout + result.stderr and "accuracy" in result.stdout + result.stderr
 
 
 def test_make_demo_data_command_refuses_foreign_folder(tmp_path):
