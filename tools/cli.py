@@ -34,6 +34,22 @@ def make_demo_data(
     print(f"{kind} demo data in {out}")
 
 
+def monailabel_app(out: str = "regzoo-monailabel-app") -> None:
+    """Write the folder MONAI Label serves (``--app``; MONAI Label writes its logs and models there) and print the
+    command that starts the server.
+
+    Args:
+        out: the app folder to write (a ``main.py`` importing ``tools.monailabel_app.main.RegZooApp``).
+    """
+    from .monailabel_app.folder import write_app_folder
+
+    write_app_folder(out)
+    print(
+        f"monailabel start_server --app {out} --studies <your images> --conf bundle transmorph_tvf "
+        "--conf checkpoint bundles/transmorph_tvf/models/model.pt [--conf configs quick.json]"
+    )
+
+
 def _stop(signum, frame) -> None:
     """SIGTERM as ``SystemExit``: the atomic writers remove their temporaries on the way out."""
     raise SystemExit(128 + signum)
@@ -55,6 +71,7 @@ def main() -> None:
                 },
                 "fetch": fetch,
                 "make-demo-data": make_demo_data,
+                "monailabel-app": monailabel_app,
                 "package": package,
                 "register": register,
             },

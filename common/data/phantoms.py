@@ -32,7 +32,6 @@ from filelock import FileLock
 from ..atomic import atomic_folder
 from ..bundle.values import flag, optional
 from ..spatial.integrate import integrate_svf
-from .files import DataError
 from .splits import split_by_fraction
 
 __all__ = [
@@ -445,13 +444,11 @@ def make_demo_data(kind: str, out: str, subjects: int = 10, seed: int = 0, size=
 
 def data_root(demo, dataset_dir: str, kind: str, subjects: int = 10, seed: int = 0, size=None) -> str:
     """The data folder a bundle reads: with ``demo`` the demo set ``kind`` written to ``dataset_dir`` if it is not
-    there yet (:func:`ensure_demo_data`), else the user's ``dataset_dir``, which must exist. ``demo`` may be a
-    word typed on the command line (``--demo_data false``: ``common.bundle.values.flag``)."""
+    there yet (:func:`ensure_demo_data`), else the user's ``dataset_dir``. ``demo`` may be a word typed on the
+    command line (``--demo_data false``: ``common.bundle.values.flag``)."""
     if flag(demo, "demo_data"):
         return ensure_demo_data(dataset_dir, kind, subjects, seed, optional(size, "demo_size"))
-    if not os.path.isdir(str(dataset_dir)):
-        raise DataError(f"{dataset_dir}: dataset_dir not found (with demo_data false it must be your data folder)")
-    return dataset_dir
+    return dataset_dir  # the readers name it if it is missing (it is unused when a datalist gives the pairs)
 
 
 def ensure_demo_data(out: str, kind: str, subjects: int = 10, seed: int = 0, size=None, overwrite: bool = False) -> str:

@@ -5,7 +5,7 @@ physical space, the network, and one composite transform on the fixed image's ow
 from .affine import AFFINE_MODELS, SIMILARITIES, AffineResult, align_affine, describe_affine
 from .batch import BatchError, BatchRegistration, metrics_row, pair_name, pair_names, report_frames, write_metrics_table
 from .grid import foreground_centre, network_grid, reorientation
-from .refine import Refinement, refinement_kind
+from .refine import Refinement, RefiningInferer, refinement_kind
 from .register import load_volume, register_pair, run_network, save_like
 from .stage import PreparedPair, RealScanStage
 
@@ -18,6 +18,7 @@ __all__ = [
     "PreparedPair",
     "RealScanStage",
     "Refinement",
+    "RefiningInferer",
     "align_affine",
     "describe_affine",
     "foreground_centre",

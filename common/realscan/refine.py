@@ -22,10 +22,11 @@ import time
 import torch
 
 from ..engines.loss import RegistrationLoss
+from ..engines.postprocessing import TimedInferer
 from ..spatial.integrate import compose, integrate_svf
 from ..spatial.resize import resize_displacement
 
-__all__ = ["Refinement", "refinement_kind"]
+__all__ = ["Refinement", "RefiningInferer", "refinement_kind"]
 
 
 def refinement_kind(network) -> str:
@@ -153,3 +154,31 @@ class Refinement:
             return {"ddf": base + resize_displacement(r, size)}
 
         return residual.requires_grad_(True), build
+
+
+class RefiningInferer(TimedInferer):
+    """An evaluator's inferer that refines each pair's prediction (``refinement``, a :class:`Refinement`) after
+    the network, as ``regzoo register --refine`` does: ``pred`` is the refined DDF batch; ``inverse`` holds the
+    refined inverses of the last batch (methods with an inverse; ``common.engines.WarpOutputs`` takes them), and
+    ``seconds`` network plus refinement. Used by the bundles' ``refine.json`` overlay of ``evaluate.json``."""
+
+    def __init__(self, refinement: Refinement) -> None:
+        super().__init__()
+        self.refinement, self.inverse = refinement, None
+
+    def __call__(self, inputs: torch.Tensor, network, *args, **kwargs):
+        from .register import run_network
+
+        start = time.perf_counter()
+        fields, inverses = [], []
+        for b in range(inputs.shape[0]):
+            pair = inputs[b : b + 1]
+            ddf, inverse, _ = run_network(network, pair)
+            ddf, inverse = self.refinement(network, pair, ddf, inverse)
+            fields.append(ddf)
+            inverses.append(inverse)
+        self.inverse = None if any(i is None for i in inverses) else torch.stack(inverses)
+        if inputs.is_cuda:
+            torch.cuda.synchronize(inputs.device)
+        self.seconds = time.perf_counter() - start
+        return torch.stack(fields)

@@ -16,7 +16,8 @@ from .helpers import copy_bundle, monai_bundle, summary
 pytestmark = pytest.mark.slow
 
 QUICK = ["quick.json"]
-SHORT = {"bootstrap_epochs": 5, "max_epochs": 15, "val_interval": 5, "sampling_steps": 10}
+# 10 diffusion epochs (the suite's time budget): measured 2026-12-01, DDIM-10 Dice 0.783 vs identity 0.622, as after 15
+SHORT = {"bootstrap_epochs": 5, "max_epochs": 10, "val_interval": 5, "sampling_steps": 10}
 
 
 @pytest.fixture(scope="module")

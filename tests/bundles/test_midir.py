@@ -29,6 +29,18 @@ def test_quick_training_beats_identity_without_folding(trained, brain_demo):
     assert figures["folding_ratio"] < 0.005
 
 
+def test_evaluation_with_refinement_is_not_worse_and_stays_fold_free(trained, brain_demo):
+    """``refine.json`` on ``evaluate.json`` (the same pairs, each prediction refined on the bundle's own loss):
+    a few steps already raise the mean Dice (measured with 20 steps on a 15-epoch model: 0.668 -> 0.843)."""
+    configs = ["train.json", "quick.json", "evaluate.json"]
+    if not os.path.isfile(os.path.join(trained, "eval", "summary.json")):
+        monai_bundle("run", configs, trained, dataset_dir=brain_demo)
+    monai_bundle("run", [*configs, "refine.json"], trained, dataset_dir=brain_demo, refine_steps=3)
+    network, refined = summary(os.path.join(trained, "eval")), summary(os.path.join(trained, "eval", "refine3"))
+    assert refined["dice_mean"] > network["dice_mean"] + 0.01
+    assert refined["folding_ratio"] == 0.0
+
+
 def test_network_contract_and_torchscript_export(trained, tmp_path):
     ts = verify_and_export(trained, tmp_path, [1, 2, 48, 48, 64], image_size=[48, 48, 64])
     x = torch.rand(1, 2, 48, 48, 64)

@@ -55,3 +55,26 @@ def test_a_deforming_network_moves_the_labels_and_bad_requests_are_refused(atlas
         AtlasLabelPropagation(
             "transmorph_tvf", checkpoint, "quick.json", atlas_image="a.nii.gz", atlas_label="b.nii.gz"
         )
+
+
+def test_label_names_from_the_demo_atlas_and_from_label_tables(atlas_dir, tmp_path):
+    from common.data.files import DataError
+    from tools.monailabel_app import read_label_names
+
+    task = AtlasLabelPropagation("transmorph_tvf", _zero_field(tmp_path / "zero.pt"), "quick.json", atlas_dir=atlas_dir)
+    assert task.info()["labels"]["cortex L"] == 1 and task.info()["labels"]["white matter R"] == 4
+    (tmp_path / "names.json").write_text('{"liver": 1, "spleen": 2}')
+    (tmp_path / "values.json").write_text('{"1": "liver", "2": "spleen"}')
+    (tmp_path / "slicer.txt").write_text(
+        "# Slicer colour table\n0 background 0 0 0 0\n1 liver 255 0 0 255\n2 spleen 0 255 0 255\n"
+    )
+    (tmp_path / "itksnap.txt").write_text(
+        '# ITK-SnAP Label Description File\n    0     0    0    0        0  0  0    "Clear Label"\n'
+        '    1   255    0    0        1  1  1    "Left liver"\n    2     0  255    0        1  1  1    "spleen"\n'
+    )
+    assert read_label_names(str(tmp_path / "names.json")) == read_label_names(str(tmp_path / "values.json"))
+    assert read_label_names(str(tmp_path / "slicer.txt")) == {"liver": 1, "spleen": 2}
+    assert read_label_names(str(tmp_path / "itksnap.txt")) == {"Left liver": 1, "spleen": 2}
+    (tmp_path / "bad.txt").write_text("liver one\n")
+    with pytest.raises(DataError, match="bad.txt: not a label table"):
+        read_label_names(str(tmp_path / "bad.txt"))

@@ -1,5 +1,5 @@
 """A MONAI Label app offering atlas-based label propagation with any regzoo bundle (see README.md)."""
 
-from .infer import AtlasLabelPropagation, demo_atlas
+from .infer import AtlasLabelPropagation, cache_dir, demo_atlas, read_label_names
 
-__all__ = ["AtlasLabelPropagation", "demo_atlas"]
+__all__ = ["AtlasLabelPropagation", "cache_dir", "demo_atlas", "read_label_names"]

@@ -9,22 +9,64 @@ without importing ``monailabel``, so it also runs, and is tested, where MONAI La
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
 
 from ..register import _load_network, _parser, _refinement, _register_pair
 
-__all__ = ["AtlasLabelPropagation", "demo_atlas"]
+__all__ = ["AtlasLabelPropagation", "cache_dir", "demo_atlas", "read_label_names"]
 
 
-def demo_atlas(folder: str) -> tuple[str, str]:
-    """The default atlas: the first demo brain phantom (image, labels), written to ``folder`` on first use."""
+def cache_dir() -> str:
+    """Where regzoo keeps what it writes for itself (the demo atlas): ``$REGZOO_CACHE``, else
+    ``$XDG_CACHE_HOME/regzoo``, else ``~/.cache/regzoo``; never the source tree (it may be read-only)."""
+    if os.environ.get("REGZOO_CACHE"):
+        return os.environ["REGZOO_CACHE"]
+    return os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "regzoo")
+
+
+def demo_atlas(folder: str | None = None) -> tuple[str, str]:
+    """The default atlas: the first demo brain phantom (image, labels), written to ``folder`` (default
+    ``<cache_dir()>/atlas``) on first use."""
     from common.data import ensure_demo_data
 
-    root = ensure_demo_data(folder, "oasis", subjects=2, seed=0)
+    root = ensure_demo_data(folder or os.path.join(cache_dir(), "atlas"), "oasis", subjects=2, seed=0)
     subject = os.path.join(root, "OASIS_OAS1_0001_MR1")
     return os.path.join(subject, "aligned_norm.nii.gz"), os.path.join(subject, "aligned_seg35.nii.gz")
+
+
+def read_label_names(path: str) -> dict[str, int]:
+    """``{name: value}`` from a label table: JSON (``{"name": value}`` or ``{"value": "name"}``) or text lines
+    ``<value> <name ...>`` (3D Slicer colour tables, ITK-SNAP label files: ``#`` comments; ITK-SNAP's quoted
+    name last). Value 0 (background) is left out."""
+    from common.data.files import DataError
+
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: label table not found")
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    names: dict[str, int] = {}
+    try:
+        if path.endswith(".json"):
+            table = json.loads(text)
+            if not isinstance(table, dict):
+                raise ValueError("expected an object")
+            for key, value in table.items():
+                name, number = (value, key) if str(key).strip().isdigit() else (key, value)
+                names[str(name)] = int(number)
+        else:
+            for line in text.splitlines():
+                line = line.strip()
+                if not line or line.startswith("#"):
+                    continue
+                fields = line.split()
+                quoted = line.split('"')
+                names[quoted[-2] if len(quoted) >= 3 else fields[1]] = int(fields[0])
+    except (ValueError, IndexError, TypeError) as err:
+        raise DataError(f"{path}: not a label table of values and names ({err})") from None
+    return {name: value for name, value in names.items() if value != 0}
 
 
 class AtlasLabelPropagation:
@@ -32,8 +74,10 @@ class AtlasLabelPropagation:
 
     Args:
         bundle, configs, checkpoint, device: as ``regzoo register``.
-        atlas_image, atlas_label: the atlas (default: :func:`demo_atlas` in ``atlas_dir``).
-        labels: ``{name: value}`` of the atlas labels (MONAI Label's label map).
+        atlas_image, atlas_label: the atlas (default: :func:`demo_atlas` in ``atlas_dir``, default
+            ``<cache_dir()>/atlas``).
+        labels: ``{name: value}`` of the atlas labels (MONAI Label's label map), or a label table file
+            (:func:`read_label_names`); default: the demo atlas's tissue names, or the values themselves.
         affine: the real-scan stage's pre-alignment (``none``, ``rigid``, ``affine``; default: the bundle's).
         refine: test-time refinement steps (``regzoo register --refine``; 0: none).
     """
@@ -49,22 +93,22 @@ class AtlasLabelPropagation:
         atlas_image: str | None = None,
         atlas_label: str | None = None,
         atlas_dir: str | None = None,
-        labels: dict | None = None,
+        labels: dict | str | None = None,
         device: str = "cpu",
         affine: str | None = None,
         refine: int = 0,
     ) -> None:
         if (atlas_image is None) != (atlas_label is None):
             raise ValueError("give both atlas_image and atlas_label, or neither (the demo atlas)")
-        if atlas_image is None:
-            atlas_dir = atlas_dir or os.path.join(os.path.dirname(os.path.abspath(__file__)), "atlas")
+        demo = atlas_image is None
+        if demo:
             atlas_image, atlas_label = demo_atlas(atlas_dir)
         for path in (atlas_image, atlas_label):
             if not os.path.isfile(path):
                 raise ValueError(f"{path}: atlas file not found")
         self.bundle, self.device = bundle, device
         self.atlas_image, self.atlas_label = atlas_image, atlas_label
-        self.labels = dict(labels or {})
+        self.labels = self._label_names(labels, demo)
         self.description = f"Atlas label propagation by {bundle} registration (atlas: {os.path.basename(atlas_image)})"
         overrides = {"device": f"$torch.device('{device}')"}
         if checkpoint is not None:
@@ -74,6 +118,21 @@ class AtlasLabelPropagation:
         self._parser = _parser(bundle, configs, overrides)
         self._network = _load_network(self._parser, device)
         self._refine = _refinement(bundle, configs, int(refine), 0.05)
+
+    def _label_names(self, labels, demo: bool) -> dict[str, int]:
+        import nibabel as nib
+        import numpy as np
+
+        from common.data import OASIS_PHANTOM_LABELS
+
+        if isinstance(labels, str):
+            return read_label_names(labels)
+        if labels:
+            return {str(k): int(v) for k, v in labels.items()}
+        if demo:
+            return {name: value for value, name in OASIS_PHANTOM_LABELS.items()}
+        values = np.unique(np.asarray(nib.load(self.atlas_label).dataobj)).astype(int)
+        return {f"label {v}": int(v) for v in values if v != 0}
 
     def info(self) -> dict:
         return {
@@ -107,4 +166,5 @@ class AtlasLabelPropagation:
             shutil.move(os.path.join(work, "out", "warped_label.nii.gz"), result)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        return result, {k: v for k, v in metrics.items() if k != "dice"}
+        # figures only: the server's own paths (the atlas, its temporary folders) stay on the server
+        return result, {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}

@@ -1,10 +1,12 @@
-"""MONAI Label entry point: ``monailabel start_server --app tools/monailabel_app --studies DIR --conf bundle NAME
-[--conf checkpoint FILE] [--conf configs quick.json] [--conf atlas_image F --conf atlas_label L]
-[--conf affine none|rigid|affine] [--conf refine 20]``: the user's image is registered through the bundle's
+"""MONAI Label entry point, served through the folder ``regzoo monailabel-app --out APP`` writes (MONAI Label
+writes its logs and models into the app folder, so that folder is the user's):
+``monailabel start_server --app APP --studies DIR --conf bundle NAME [--conf checkpoint FILE]
+[--conf configs quick.json] [--conf atlas_image F --conf atlas_label L] [--conf atlas_labels labels.json]
+[--conf affine none|rigid|affine] [--conf refine 20]``; the user's image is registered through the bundle's
 real-scan stage.
 
-Needs ``monailabel`` (not a regzoo dependency, see README.md); the infer task itself is
-:class:`tools.monailabel_app.infer.AtlasLabelPropagation`, tested without MONAI Label.
+Needs ``monailabel`` (README.md, "MONAI Label"); the infer task itself is
+:class:`tools.monailabel_app.infer.AtlasLabelPropagation`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ class RegZooApp(MONAILabelApp):
             configs=conf.get("configs"),
             atlas_image=conf.get("atlas_image"),
             atlas_label=conf.get("atlas_label"),
+            labels=conf.get("atlas_labels"),
             device=conf.get("device", "cpu"),
             affine=conf.get("affine"),
             refine=int(conf.get("refine", 0)),

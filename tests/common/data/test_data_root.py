@@ -16,12 +16,16 @@ def test_demo_data_false_in_any_spelling_reads_the_users_folder_and_writes_nothi
     assert os.listdir(tmp_path) == ["scan.nii.gz"]
 
 
-def test_demo_data_true_writes_the_demo_set_and_a_missing_user_folder_is_named(tmp_path):
+def test_demo_data_true_writes_the_demo_set_and_a_missing_user_folder_is_named_by_its_reader(tmp_path):
+    from common.data import oasis_subjects
+
     out = str(tmp_path / "demo")
     assert data_root("true", out, "oasis", subjects=2, size="null") == out
     assert os.path.isfile(os.path.join(out, ".regzoo-demo.json"))
-    with pytest.raises(DataError, match="absent: dataset_dir not found"):
-        data_root("false", str(tmp_path / "absent"), "oasis")
+    absent = data_root("false", str(tmp_path / "absent"), "oasis")
+    assert not os.path.exists(absent)
+    with pytest.raises(DataError, match="absent"):
+        oasis_subjects(absent)
 
 
 def test_command_line_words_mean_what_they_say_or_name_the_key():

@@ -162,6 +162,7 @@ def test_the_same_pair_in_other_orientations_gives_the_same_result(brain, regrid
         "moving": _reorient(regridded["image"], tmp_path / "moving_lps.nii.gz", (0, 1, 2), (0, 1)),
     }
     assert "".join(nib.aff2axcodes(nib.load(pir["fixed"]).affine)) == "PIR"
+
     def to_ras(image):  # undo the PIR storage: flip axes 0 and 1, then (A, S, R) -> (R, A, S)
         return np.flip(np.flip(np.asarray(image.dataobj), 0), 1).transpose(2, 0, 1, *range(3, image.ndim))
 

@@ -93,3 +93,25 @@ def test_zero_steps_return_the_prediction_unchanged(pair):
     assert out is ddf and inverse is None
     with pytest.raises(ValueError, match="non-negative integer"):
         Refinement(loss, steps=-1)
+
+
+def test_the_evaluators_refining_inferer_gives_refined_fields_and_their_inverses(pair):
+    """``RefiningInferer`` (the ``refine.json`` overlay of ``evaluate.json``) runs the network and the same
+    refinement per pair of a batch; ``WarpOutputs`` takes its refined inverses instead of the network's."""
+    from common.engines import WarpOutputs
+    from common.realscan import RefiningInferer
+
+    inputs, truth = pair
+    batch = torch.cat([inputs, inputs], 0)
+    loss = RegistrationLoss(nn.MSELoss(), regulariser=GradientRegulariser(), reg_weight=0.01, reg_on="ddf")
+    network = ZeroWithInverse()
+    network.invert = lambda x: torch.zeros(x.shape[0], 3, *x.shape[2:])  # the unrefined inverse: identity
+    inferer = RefiningInferer(Refinement(loss, steps=40, lr=0.15))
+    pred = inferer(batch, network)
+    assert pred.shape == (2, 3, *SIZE) and inferer.inverse.shape == (2, 3, *SIZE) and inferer.seconds > 0
+    inner = (slice(None), slice(None), slice(4, -4), slice(4, -4), slice(4, -4))
+    assert float((pred - truth)[inner].norm(dim=1).mean()) < 0.5 * float(truth[inner[1:]].norm(dim=0).mean())
+    data = {"pred": pred, "label": {"moving": batch[:, :1]}, "image": batch}
+    out = WarpOutputs(inferer, inverse="network", network=network)(data)
+    assert torch.equal(out["inverse_ddf"], inferer.inverse)
+    assert float(out["inverse_error"].max()) < 0.2 * float(pred[inner].norm(dim=1).mean())
