@@ -58,11 +58,12 @@ class WarpOutputs:
         data["jacobian"] = jacobian_determinant(ddf)
         if self.inverse is not None:
             with torch.no_grad():
-                refined = getattr(self.inferer, "inverse", None)  # a RefiningInferer's refined inverses
                 if self.inverse == "negate":
                     inverse = -ddf
+                elif getattr(self.inferer, "inverse", None) is not None:  # a RefiningInferer's refined inverses
+                    inverse = self.inferer.inverse
                 else:
-                    inverse = refined if refined is not None else self.network.invert(data["image"])
+                    inverse = self.network.invert(data["image"])
             data["inverse_ddf"] = inverse
             data["inverse_error"] = compose(ddf, inverse).norm(dim=1).flatten(1).mean(1)
         data["seconds"] = self.inferer.seconds / ddf.shape[0] if self.inferer is not None else float("nan")

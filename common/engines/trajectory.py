@@ -219,11 +219,8 @@ class FramesWriter:
     """
 
     def __init__(self, output_dir: str, overwrite: bool = False, generated: bool = False) -> None:
-        self.output_dir, self.overwrite, self.generated = (
-            output_dir,
-            flag(overwrite, "overwrite"),
-            flag(generated, "generated"),
-        )
+        self.output_dir = output_dir
+        self.overwrite, self.generated = flag(overwrite, "overwrite"), flag(generated, "generated")
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.ITERATION_COMPLETED, self)

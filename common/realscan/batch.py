@@ -118,7 +118,7 @@ class BatchRegistration:
     ``<output_dir>/metrics.csv``, each prediction refined by ``refine`` when given.
 
     Pairs whose folder holds a ``metrics.json`` are skipped unless ``overwrite``, so an interrupted run resumes.
-    A pair listed twice is registered once (a warning names it). A pair that cannot be registered (a bad file,
+    A pair listed twice is registered once. A pair that cannot be registered (a bad file,
     a folder regzoo may not replace) does not stop the batch: its row in ``metrics.csv`` has the one-line
     ``error``, and :meth:`run` raises :class:`BatchError` after the table is written."""
 
@@ -146,12 +146,7 @@ class BatchRegistration:
         self.network.eval()
         rows, seen, failed = [], set(), []
         for pair, name in tqdm(list(zip(self.pairs, pair_names(self.pairs))), desc="register", unit="pair"):
-            if name in seen:
-                print(
-                    f"regzoo: warning: pair {pair['fixed']} <- {pair['moving']} is listed twice; registered once",
-                    file=sys.stderr,
-                    flush=True,
-                )
+            if name in seen:  # the same files twice (load_datalist warns about the entry): registered once
                 continue
             seen.add(name)
             folder = os.path.join(self.output_dir, name)

@@ -60,13 +60,8 @@ class Refinement:
             raise ValueError(f"refinement lr must be positive, got {lr!r}")
         if isinstance(loss, RegistrationLoss):  # the image term and the regulariser; no labels, no denoising term
             loss = RegistrationLoss(loss.image_loss, loss.image_weight, loss.regulariser, loss.reg_weight, loss.reg_on)
-        self.loss, self.steps, self.lr, self.coarse, self.int_steps = (
-            loss,
-            int(steps),
-            float(lr),
-            int(coarse),
-            int_steps,
-        )
+        self.loss, self.steps, self.lr = loss, int(steps), float(lr)
+        self.coarse, self.int_steps = int(coarse), int_steps
         self.seconds = 0.0
         self.losses: list[float] = []
 
@@ -169,6 +164,8 @@ class RefiningInferer(TimedInferer):
     def __call__(self, inputs: torch.Tensor, network, *args, **kwargs):
         from .register import run_network
 
+        if inputs.is_cuda:
+            torch.cuda.synchronize(inputs.device)
         start = time.perf_counter()
         fields, inverses = [], []
         for b in range(inputs.shape[0]):
