@@ -63,9 +63,15 @@ def _refinement(bundle: str, configs, steps: int, lr: float):
     ``common.realscan.Refinement`` of ``steps`` steps; ``None`` for 0 steps."""
     if steps == 0:
         return None
-    from monai.bundle import ConfigParser
-
     from common.realscan import Refinement
+
+    return Refinement(_train_parser(bundle, configs).get_parsed_content("loss"), steps=steps, lr=lr)
+
+
+def _train_parser(bundle: str, configs):
+    """A MONAI ``ConfigParser`` of the bundle's ``train.json`` with the same overlays as its inference configs
+    (its training objective, network and trainer: refinement and fine-tuning)."""
+    from monai.bundle import ConfigParser
 
     folder = find_bundle(bundle)
     files = [os.path.join(folder, "configs", "train.json")]
@@ -73,7 +79,7 @@ def _refinement(bundle: str, configs, steps: int, lr: float):
     parser = ConfigParser()
     parser.read_config(files)
     parser.update({"bundle_root": folder})
-    return Refinement(parser.get_parsed_content("loss"), steps=steps, lr=lr)
+    return parser
 
 
 def _config_list(configs) -> list[str]:

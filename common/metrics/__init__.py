@@ -1,6 +1,6 @@
 """Evaluation metrics: overlap (Dice, HD95), transform regularity (Jacobian based), image fidelity."""
 
-from .cumulative import LabelDiceMetric, LabelHD95Metric, RegularityMetric
+from .cumulative import ImageSimilarityMetric, LabelDiceMetric, LabelHD95Metric, RegularityMetric
 from .image import nmse, psnr, ssim
 from .overlap import ACDC_GROUPS, dice_per_label, grouped_dice, hd95_per_label, labels_present_in_both
 from .regularity import (
@@ -14,6 +14,7 @@ from .regularity import (
 
 __all__ = [
     "ACDC_GROUPS",
+    "ImageSimilarityMetric",
     "LabelDiceMetric",
     "LabelHD95Metric",
     "RegularityMetric",

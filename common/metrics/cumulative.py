@@ -15,7 +15,7 @@ from ..spatial.jacobian import jacobian_determinant
 from .overlap import dice_per_label, grouped_dice, hd95_per_label
 from .regularity import folding_ratio, mean_grad_jacobian, njd_percent, sdlogj, std_jacobian
 
-__all__ = ["LabelDiceMetric", "LabelHD95Metric", "RegularityMetric"]
+__all__ = ["ImageSimilarityMetric", "LabelDiceMetric", "LabelHD95Metric", "RegularityMetric"]
 
 
 class _PairMetric(CumulativeIterationMetric):
@@ -92,3 +92,19 @@ class RegularityMetric(_PairMetric):
 
     def _compute_tensor(self, y_pred: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self._FUNCTIONS[self.name](jacobian_determinant(y_pred)).unsqueeze(1)
+
+
+class ImageSimilarityMetric(_PairMetric):
+    """Image similarity of the warped moving image (``y_pred``) to the fixed image (``y``), both ``(B, 1, *spatial)``:
+    ``-similarity(warped, fixed)`` per pair, so higher is better, for a key metric where there are no labels (e.g.
+    fine-tuning on a server's unlabelled studies). ``similarity``: an image loss such as the bundle's own
+    ``LNCCLoss`` or ``ParzenNMILoss`` (lower is more similar)."""
+
+    def __init__(self, similarity: torch.nn.Module) -> None:
+        super().__init__("mean")
+        self.similarity = similarity
+
+    def _compute_tensor(self, y_pred: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        with torch.no_grad():
+            values = [-self.similarity(y_pred[i : i + 1], y[i : i + 1]).detach().reshape(()) for i in range(len(y))]
+        return torch.stack(values).unsqueeze(1)

@@ -4,6 +4,7 @@ physical space, the network, and one composite transform on the fixed image's ow
 
 from .affine import AFFINE_MODELS, SIMILARITIES, AffineResult, align_affine, describe_affine
 from .batch import BatchError, BatchRegistration, metrics_row, pair_name, pair_names, report_frames, write_metrics_table
+from .finetune import finetune, finetune_pairs, prepare_pairs
 from .grid import foreground_centre, network_grid, reorientation
 from .refine import Refinement, RefiningInferer, refinement_kind
 from .register import load_volume, register_pair, run_network, save_like
@@ -21,12 +22,15 @@ __all__ = [
     "RefiningInferer",
     "align_affine",
     "describe_affine",
+    "finetune",
+    "finetune_pairs",
     "foreground_centre",
     "load_volume",
     "metrics_row",
     "network_grid",
     "pair_name",
     "pair_names",
+    "prepare_pairs",
     "refinement_kind",
     "register_pair",
     "reorientation",

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from tools.monailabel_app import AtlasLabelPropagation, demo_atlas
+from tools.monailabel_app import AtlasLabelPropagation, FineTuneRegistration, demo_atlas
 
 from .test_register import _checkpoint
 
@@ -78,3 +78,66 @@ def test_label_names_from_the_demo_atlas_and_from_label_tables(atlas_dir, tmp_pa
     (tmp_path / "bad.txt").write_text("liver one\n")
     with pytest.raises(DataError, match="bad.txt: not a label table"):
         read_label_names(str(tmp_path / "bad.txt"))
+
+
+class _Datastore:
+    """MONAI Label's datastore interface as far as the train task reads it."""
+
+    def __init__(self, images):
+        self.images = list(images)
+
+    def list_images(self):
+        return [f"id{i}" for i in range(len(self.images))]
+
+    def get_image_uri(self, image_id):
+        return self.images[int(image_id[2:])]
+
+
+def _dice(label_file, truth_file):
+    warped, truth = (np.asarray(nib.load(f).dataobj).astype(int) for f in (label_file, truth_file))
+    values = [v for v in np.unique(truth) if v != 0]
+    return float(np.mean([2 * ((warped == v) & (truth == v)).sum() / ((warped == v).sum() + (truth == v).sum())
+                          for v in values]))  # fmt: skip
+
+
+def test_fine_tuning_on_unlabelled_studies_improves_the_served_labels_and_never_serves_worse_weights(
+    atlas_dir, tmp_path
+):
+    atlas_image, _ = demo_atlas(atlas_dir)
+    image = atlas_image.replace("0001", "0002")
+    truth = image.replace("aligned_norm", "aligned_seg35")
+    checkpoint = _checkpoint("transmorph_tvf", tmp_path / "tm.pt", ("quick.json",), tvf=True)  # a constant shift
+    weights = tmp_path / "model" / "transmorph_tvf_finetuned.pt"
+    task = AtlasLabelPropagation(
+        "transmorph_tvf", checkpoint, "quick.json", atlas_dir=atlas_dir, affine="none", weights=str(weights)
+    )
+    trainer = FineTuneRegistration(task, str(tmp_path / "model"))
+    datastore = _Datastore([atlas_image, image])
+    assert trainer.stats() == {} and task.served_weights() == checkpoint
+    before = _dice(task({"image": image})[0], truth)
+
+    frozen = trainer({"max_epochs": 1, "learning_rate": 0.0}, datastore)  # unchanged weights score the same
+    assert frozen["pairs"] == 4 and not frozen["improved"] and not weights.exists()
+
+    result = trainer({"max_epochs": 2}, datastore)
+    assert result["improved"] and result["val_similarity_best"] > result["val_similarity_before"]
+    assert weights.is_file() and task.served_weights() == str(weights) and trainer.stats() == result
+    after = _dice(task({"image": image})[0], truth)  # the same task object serves the new weights
+    print(f"Dice of the served labels: {before:.3f} before, {after:.3f} after fine-tuning ({result})")
+    assert after > before + 0.02, (before, after)
+    restarted = AtlasLabelPropagation(
+        "transmorph_tvf", checkpoint, "quick.json", atlas_dir=atlas_dir, affine="none", weights=str(weights)
+    )
+    assert abs(_dice(restarted({"image": image})[0], truth) - after) < 1e-6  # and a restarted server too
+
+
+def test_fine_tuning_pairs():
+    from common.realscan.finetune import finetune_pairs
+
+    pairs = finetune_pairs(["a", "b", "c"], "atlas")
+    assert pairs[:3] == [{"fixed": x, "moving": "atlas"} for x in "abc"]
+    assert all(p["fixed"] != p["moving"] for p in pairs) and len(pairs) == 6
+    assert len(finetune_pairs(["a", "b", "c"], "atlas", max_pairs=4)) == 4
+    assert finetune_pairs(["a", "b"], None) == [{"fixed": "a", "moving": "b"}, {"fixed": "b", "moving": "a"}]
+    with pytest.raises(ValueError, match="at least 2 images"):
+        finetune_pairs(["a"], None)

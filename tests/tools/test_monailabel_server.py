@@ -144,5 +144,39 @@ def test_infer_by_datastore_id_and_by_upload_returns_atlas_labels_on_the_image_g
     print(f"server up in {server['startup_s']:.1f} s; /infer {', '.join(f'{t:.1f}' for t in timings)} s")
 
 
+def test_fine_tuning_runs_in_the_background_and_the_new_weights_are_served(server, tmp_path):
+    url, truth = server["url"], demo_atlas(server["atlas"])[1].replace("0001", "0002")
+    assert server["info"]["trainers"]["finetune"]["config"]["max_epochs"] == 1
+
+    def labels():
+        (tmp_path / "label.nii.gz").write_bytes(_post(f"{url}/infer/atlas_propagation?image=subject2&output=image"))
+        return np.asarray(nib.load(tmp_path / "label.nii.gz").dataobj).astype(int)
+
+    def dice(warped):
+        reference = np.asarray(nib.load(truth).dataobj).astype(int)
+        values = [v for v in np.unique(reference) if v != 0]
+        overlap = [2 * ((warped == v) & (reference == v)).sum() / ((warped == v).sum() + (reference == v).sum())
+                   for v in values]  # fmt: skip
+        return float(np.mean(overlap))
+
+    before = labels()
+    started = time.monotonic()
+    _post(f"{url}/train/finetune", json.dumps({"max_epochs": 2}).encode(), "application/json", timeout=30)
+    while True:  # MONAI Label runs it in a subprocess: SUBMITTED, RUNNING, then DONE or ERROR
+        assert time.monotonic() - started < 300, "fine-tuning not finished within 300 s"
+        task = json.loads(_get(f"{url}/train/"))
+        if task["status"] not in ("SUBMITTED", "RUNNING"):
+            break
+        time.sleep(2)
+    seconds = time.monotonic() - started
+    assert task["status"] == "DONE", task
+    stats = json.loads(_get(f"{url}/info/"))["train_stats"]["finetune"]
+    assert stats["improved"] and stats["val_similarity_best"] > stats["val_similarity_before"], stats
+    after = labels()
+    assert not np.array_equal(after, before) and dice(after) > dice(before)
+    figures = f"Dice {dice(before):.3f} -> {dice(after):.3f}"
+    print(f"fine-tuning ({stats['pairs']} pairs, 2 epochs) {seconds:.1f} s; {figures}")
+
+
 def test_nothing_is_written_into_the_source_tree(server):
     assert sorted(os.listdir(APP)) == server["before"]

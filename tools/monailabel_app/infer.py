@@ -10,6 +10,7 @@ without importing ``monailabel``, so it also runs, and is tested, where MONAI La
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -80,6 +81,8 @@ class AtlasLabelPropagation:
             (:func:`read_label_names`); default: the demo atlas's tissue names, or the values themselves.
         affine: the real-scan stage's pre-alignment (``none``, ``rigid``, ``affine``; default: the bundle's).
         refine: test-time refinement steps (``regzoo register --refine``; 0: none).
+        weights: fine-tuned weights (:class:`tools.monailabel_app.train.FineTuneRegistration` writes them), served
+            instead of ``checkpoint`` once the file exists, and loaded again whenever it changes.
     """
 
     type = "segmentation"
@@ -97,6 +100,7 @@ class AtlasLabelPropagation:
         device: str = "cpu",
         affine: str | None = None,
         refine: int = 0,
+        weights: str | None = None,
     ) -> None:
         if (atlas_image is None) != (atlas_label is None):
             raise ValueError("give both atlas_image and atlas_label, or neither (the demo atlas)")
@@ -115,9 +119,30 @@ class AtlasLabelPropagation:
             overrides["checkpoint"] = checkpoint
         if affine is not None:
             overrides["real_scan#affine"] = affine
+        self.configs, self.weights = configs, weights
         self._parser = _parser(bundle, configs, overrides)
         self._network = _load_network(self._parser, device)
+        self._loaded: tuple[str, int] | None = None
+        self.reload()
         self._refine = _refinement(bundle, configs, int(refine), 0.05)
+
+    def served_weights(self) -> str:
+        """The weights file served now: the fine-tuned ``weights`` once they exist, else the checkpoint."""
+        if self.weights and os.path.isfile(self.weights):
+            return self.weights
+        return self._parser.get_parsed_content("checkpoint")
+
+    def reload(self) -> None:
+        """Load the fine-tuned weights when they are new or have changed since they were loaded."""
+        from common.engines import load_weights
+
+        if not self.weights or not os.path.isfile(self.weights):
+            return
+        stamp = (self.weights, os.stat(self.weights).st_mtime_ns)
+        if stamp != self._loaded:
+            load_weights(self._network, self.weights, self.device)
+            self._loaded = stamp
+            logging.getLogger(__name__).info("serving the fine-tuned weights %s", self.weights)
 
     def _label_names(self, labels, demo: bool) -> dict[str, int]:
         import nibabel as nib
@@ -154,6 +179,7 @@ class AtlasLabelPropagation:
         image = request.get("image")
         if not image:
             raise ValueError("the request names no 'image' file")
+        self.reload()
         work = tempfile.mkdtemp(prefix="regzoo-atlas-")
         try:
             pair = {"fixed": image, "moving": self.atlas_image, "moving_label": self.atlas_label}

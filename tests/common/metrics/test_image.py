@@ -27,3 +27,22 @@ def test_ssim_identical_is_one():
 def test_shape_mismatch():
     with pytest.raises(ValueError, match="same shape"):
         nmse(torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 4, 5))
+
+
+def test_image_similarity_metric_is_one_per_pair_for_identical_images_and_orders_alignment():
+    """Per pair ``-LNCC``: squared NCC is 1 for an image against itself and against a scaled copy, lower for a
+    shifted copy; ``aggregate`` averages the pairs."""
+    from common.losses import LNCCLoss
+    from common.metrics import ImageSimilarityMetric
+
+    torch.manual_seed(0)
+    fixed = torch.nn.functional.avg_pool3d(torch.rand(2, 1, 24, 24, 24), 3, 1, 1)
+    metric = ImageSimilarityMetric(LNCCLoss(3, window=5))
+    metric(y_pred=fixed, y=fixed)
+    metric(y_pred=fixed * 3, y=fixed)
+    assert torch.allclose(metric.get_buffer().squeeze(1).double(), torch.ones(4, dtype=torch.float64), atol=1e-4)
+    shifted = torch.roll(fixed, 2, dims=2)
+    metric.reset()
+    metric(y_pred=torch.cat([fixed[:1], shifted[1:]]), y=fixed)
+    rows = metric.get_buffer().squeeze(1)
+    assert rows[0] > 0.999 and rows[1] < 0.9 and abs(float(metric.aggregate()) - float(rows.mean())) < 1e-6
