@@ -55,28 +55,29 @@ def _stop(signum, frame) -> None:
     raise SystemExit(128 + signum)
 
 
+#: ``regzoo <name> [<name>]`` -> the function it runs (fire turns the function's arguments into flags)
+COMMANDS = {
+    "benchmark": {
+        "accuracy": benchmark_accuracy.accuracy,
+        "affine": benchmark_affine.affine,
+        "diffusemorph": benchmark.diffusemorph,
+        "diffusereg": benchmark.diffusereg,
+        "nmi": benchmark.nmi,
+        "registration": benchmark.registration,
+        "transmorph": benchmark.transmorph,
+    },
+    "fetch": fetch,
+    "make-demo-data": make_demo_data,
+    "monailabel-app": monailabel_app,
+    "package": package,
+    "register": register,
+}
+
+
 def main() -> None:
     signal.signal(signal.SIGTERM, _stop)
     try:
-        fire.Fire(
-            {
-                "benchmark": {
-                    "accuracy": benchmark_accuracy.accuracy,
-                    "affine": benchmark_affine.affine,
-                    "diffusemorph": benchmark.diffusemorph,
-                    "diffusereg": benchmark.diffusereg,
-                    "nmi": benchmark.nmi,
-                    "registration": benchmark.registration,
-                    "transmorph": benchmark.transmorph,
-                },
-                "fetch": fetch,
-                "make-demo-data": make_demo_data,
-                "monailabel-app": monailabel_app,
-                "package": package,
-                "register": register,
-            },
-            name="regzoo",
-        )
+        fire.Fire(COMMANDS, name="regzoo")
     except (DataError, OSError, ValueError) as err:
         sys.stderr.write(f"regzoo: error: {err}\n")
         raise SystemExit(2) from None

@@ -2,10 +2,19 @@
 and the phantoms written in those layouts that serve as the embedded default data."""
 
 from .acdc import ACDC_SCHEMES, acdc_pairs, acdc_sequences, acdc_subject_dirs, acdc_subjects, parse_info_cfg
-from .datalist import load_datalist, validate_pairs
+from .datalist import TEST_LAYOUTS, inference_pairs, load_datalist, validate_pairs
 from .datasets import RandomPairDataset
 from .files import DataError, check_image_file
-from .oasis import all_pairs, atlas_pairs, consecutive_pairs, learn2reg_pairs, oasis_split, oasis_subjects
+from .oasis import (
+    all_pairs,
+    atlas_pairs,
+    consecutive_pairs,
+    learn2reg_pairs,
+    oasis_atlas_pairs,
+    oasis_pairs,
+    oasis_split,
+    oasis_subjects,
+)
 from .phantoms import (
     OASIS_PHANTOM_LABELS,
     data_root,
@@ -31,6 +40,7 @@ __all__ = [
     "ACDC_SCHEMES",
     "IMAGE_KEYS",
     "LABEL_KEYS",
+    "TEST_LAYOUTS",
     "OASIS_PHANTOM_LABELS",
     "CheckSameGridd",
     "DataError",
@@ -45,12 +55,15 @@ __all__ = [
     "acdc_subjects",
     "all_pairs",
     "atlas_pairs",
+    "oasis_atlas_pairs",
+    "oasis_pairs",
     "augmentation",
     "check_image_file",
     "consecutive_pairs",
     "data_root",
     "ensure_demo_data",
     "learn2reg_pairs",
+    "inference_pairs",
     "load_datalist",
     "make_demo_data",
     "oasis_split",

@@ -9,7 +9,9 @@ import os
 from .files import DataError, check_image_file, read_json_list, warn
 from .transforms import IMAGE_KEYS, LABEL_KEYS
 
-__all__ = ["load_datalist", "validate_pairs"]
+__all__ = ["TEST_LAYOUTS", "inference_pairs", "load_datalist", "validate_pairs"]
+
+TEST_LAYOUTS = ("oasis", "acdc", "acdc_sequences")
 
 
 def load_datalist(path: str, key: str = "training", spatial_dims: int = 3) -> list[dict]:
@@ -67,3 +69,44 @@ def validate_pairs(pairs: list[dict], spatial_dims: int = 3) -> list[dict]:
             if dims[key] != spatial_dims:
                 raise DataError(f"pair {n}: {pair[key]} is {dims[key]}D, this bundle registers {spatial_dims}D images")
     return pairs
+
+
+def inference_pairs(
+    datalist: str | None = None,
+    key: str = "testing",
+    spatial_dims: int = 3,
+    data_root=None,
+    layout: str = "oasis",
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.25,
+    moving: str = "ED",
+) -> list[dict]:
+    """The pairs an inference run registers, every file read before any work (:func:`validate_pairs`): the
+    entries of ``datalist`` under ``key`` when one is given (``--datalist``; ``"null"`` / ``"none"`` typed on the
+    command line mean none), else the held-out test pairs of the data set at ``data_root()``.
+
+    ``data_root``: a function returning the data folder (the bundles' ``common.data.data_root`` with
+    ``"_mode_": "callable"``), called only when there is no datalist, so a datalist run never writes the demo data.
+    ``layout``: ``oasis`` (every ordered pair of the test subjects of :func:`oasis_split` with ``val_fraction``,
+    ``test_fraction``), ``acdc`` (the test subjects' ED/ES pairs, ``moving`` frame ``ED`` or ``ES``) or
+    ``acdc_sequences`` (their cine sequences).
+    """
+    from ..bundle.values import optional
+    from .acdc import acdc_pairs, acdc_sequences
+    from .oasis import oasis_pairs
+
+    datalist = optional(datalist, "datalist")
+    if datalist is not None:
+        return validate_pairs(load_datalist(datalist, key), spatial_dims)
+    if layout not in TEST_LAYOUTS:
+        raise ValueError(f"layout must be one of {', '.join(TEST_LAYOUTS)}, got {layout!r}")
+    if data_root is None:
+        raise ValueError("give a datalist, or data_root for the data set's test pairs")
+    root = data_root() if callable(data_root) else data_root
+    if layout == "oasis":
+        pairs = oasis_pairs(root, "testing", val_fraction, test_fraction)
+    elif layout == "acdc":
+        pairs = acdc_pairs(root, "testing", "acdc", moving=moving)
+    else:
+        pairs = acdc_sequences(root, "testing", "acdc")
+    return validate_pairs(pairs, spatial_dims)

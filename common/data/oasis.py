@@ -10,7 +10,16 @@ import re
 from .files import DataError, check_image_file, read_json_list
 from .splits import PARTS, split_by_fraction
 
-__all__ = ["oasis_subjects", "oasis_split", "consecutive_pairs", "all_pairs", "atlas_pairs", "learn2reg_pairs"]
+__all__ = [
+    "oasis_subjects",
+    "oasis_split",
+    "consecutive_pairs",
+    "all_pairs",
+    "atlas_pairs",
+    "oasis_pairs",
+    "oasis_atlas_pairs",
+    "learn2reg_pairs",
+]
 
 _SUBJECT = re.compile(r"^OASIS_OAS1_\d{4}_MR1$")
 
@@ -79,6 +88,21 @@ def atlas_pairs(subjects: list[dict], atlas: dict, atlas_role: str = "moving") -
     if atlas_role not in ("moving", "fixed"):
         raise ValueError(f"atlas_role must be 'moving' or 'fixed', got {atlas_role!r}")
     return [_pair(s, atlas) if atlas_role == "moving" else _pair(atlas, s) for s in subjects]
+
+
+def oasis_pairs(root: str, part: str = "testing", validation: float = 0.15, testing: float = 0.25) -> list[dict]:
+    """Every ordered pair of different subjects (:func:`all_pairs`) of one part of :func:`oasis_split`."""
+    return all_pairs(oasis_split(root, part, validation, testing))
+
+
+def oasis_atlas_pairs(
+    root: str, part: str = "training", validation: float = 0.15, testing: float = 0.25, max_pairs: int | None = None
+) -> list[dict]:
+    """Atlas-based pairs of one part of :func:`oasis_split`: the first training subject is the atlas (moving) for
+    every subject of ``part`` (the training part without the atlas itself); the first ``max_pairs`` of them."""
+    atlas = oasis_split(root, "training", validation, testing)[0]
+    subjects = [s for s in oasis_split(root, part, validation, testing) if s != atlas]
+    return atlas_pairs(subjects, atlas)[:max_pairs]
 
 
 def learn2reg_pairs(json_path: str, key: str = "registration_val") -> list[dict]:

@@ -2,7 +2,14 @@
 postprocessing, output writers, the metrics table, checkpoint loading, and trajectory / generation outputs."""
 
 from .batch import PairBatch
-from .checkpoint import AtomicDiskSaver, BestModelSaver, CheckpointError, check_output_dir, load_weights
+from .checkpoint import (
+    AtomicDiskSaver,
+    BestModelSaver,
+    CheckpointError,
+    check_output_dir,
+    load_weights,
+    pretrained_network,
+)
 from .distributed import rank_handlers
 from .field_diffusion import FieldStatistics, SamplingInferer, SamplingOutputs
 from .handlers import RegistrationMetricsTable, RegistrationWriter, pair_ids
@@ -31,6 +38,7 @@ __all__ = [
     "check_output_dir",
     "WarpOutputs",
     "load_weights",
+    "pretrained_network",
     "pair_ids",
     "rank_handlers",
 ]

@@ -14,7 +14,14 @@ from torch import nn
 from ..atomic import atomic_path, check_writable
 from ..bundle.values import flag
 
-__all__ = ["AtomicDiskSaver", "BestModelSaver", "CheckpointError", "check_output_dir", "load_weights"]
+__all__ = [
+    "AtomicDiskSaver",
+    "BestModelSaver",
+    "CheckpointError",
+    "check_output_dir",
+    "load_weights",
+    "pretrained_network",
+]
 
 
 class CheckpointError(ValueError):
@@ -60,6 +67,12 @@ def load_weights(network: nn.Module, path: str, map_location: str | torch.device
         )
     target.load_state_dict(state)
     return network
+
+
+def pretrained_network(network: nn.Module, path: str, device: str | torch.device = "cpu") -> nn.Module:
+    """``network`` with the weights at ``path`` (:func:`load_weights`), on ``device``, in eval mode: a frozen
+    baseline or teacher named in a config (DDM's VoxelMorph baselines, DiffuseReg's bootstrap)."""
+    return load_weights(network, path, device).to(device).eval()
 
 
 def check_output_dir(path: str, overwrite: bool = False) -> str:
