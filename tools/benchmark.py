@@ -353,9 +353,8 @@ def diffusereg(
     from monai.bundle import ConfigParser
 
     from common.engines import PairBatch, load_weights
-    from common.metrics import dice_per_label
-    from common.spatial import jacobian_determinant
-    from common.spatial.warp import sample_displaced
+    from common.metrics import pair_metrics
+    from common.spatial import jacobian_determinant, warp_label
 
     configs = [configs] if isinstance(configs, str) else list(configs)
     parser = ConfigParser()
@@ -379,11 +378,11 @@ def diffusereg(
             if x.is_cuda:
                 torch.cuda.synchronize()
             figures["seconds"].append(time.perf_counter() - start)
-            warped = sample_displaced(targets["moving_label"], ddf, mode="nearest")
-            figures["dice"].append(float(dice_per_label(warped, targets["fixed_label"], labels)[0].mean()))
             det = jacobian_determinant(ddf)
-            figures["njd"].append(float((det <= 0).float().mean() * 100))
-            figures["std"].append(float(det.std()))
+            row = pair_metrics(warp_label(targets["moving_label"], ddf), targets["fixed_label"], det, labels=labels)
+            figures["dice"].append(row["dice_mean"])
+            figures["njd"].append(row["njd_percent"])
+            figures["std"].append(row["std_jacobian"])
         mean = {k: float(np.mean(v)) for k, v in figures.items()}
         reference = reference or mean["seconds"]
         name = f"DDPM ({net.schedule['num_train_timesteps']} steps)" if sampler == "ddpm" else f"DDIM ({steps} steps)"

@@ -57,21 +57,19 @@ def _scores(folder: str, pair: dict, hd95: bool) -> dict:
     import nibabel as nib
     import torch
 
-    from common.metrics import dice_per_label, hd95_per_label, labels_present_in_both, njd_percent, sdlogj
+    from common.metrics import dice_row, jacobian_row
 
     warped = torch.from_numpy(np.asarray(nib.load(os.path.join(folder, "warped_label.nii.gz")).dataobj))
     fixed_image = nib.load(pair["fixed_label"])
     fixed = torch.from_numpy(np.asarray(fixed_image.dataobj))
-    warped, fixed = warped.round()[None, None], fixed.round()[None, None]
-    labels = labels_present_in_both(warped, fixed)
-    row = {"dice": float(torch.nanmean(dice_per_label(warped, fixed, labels)[0]))}
-    if hd95:
-        spacing = [float(s) for s in fixed_image.header.get_zooms()[:3]]
-        row["hd95_mm"] = float(torch.nanmean(hd95_per_label(warped, fixed, labels, spacing)[0]))
+    spacing = [float(s) for s in fixed_image.header.get_zooms()[:3]]
+    overlap = dice_row(warped[None, None], fixed[None, None], spacing=spacing, hd95=hd95, per_label=False)
+    row = {"dice": overlap["dice_mean"], **({"hd95_mm": overlap.get("hd95_mm", float("nan"))} if hd95 else {})}
     det_path = os.path.join(folder, "jacobian.nii.gz")
     if os.path.isfile(det_path):
-        det = torch.from_numpy(np.asarray(nib.load(det_path).dataobj, dtype=np.float32)).reshape(1, 1, *fixed.shape[2:])
-        row["njd_percent"], row["sdlogj"] = float(njd_percent(det)[0]), float(sdlogj(det.clamp_min(1e-9))[0])
+        det = torch.from_numpy(np.asarray(nib.load(det_path).dataobj, dtype=np.float32)).reshape(1, 1, *fixed.shape)
+        regularity = jacobian_row(det)
+        row["njd_percent"], row["sdlogj"] = regularity["njd_percent"], regularity["sdlogj"]
     return row
 
 

@@ -65,15 +65,11 @@ def _random_affine(rng: np.random.Generator, centre: np.ndarray) -> np.ndarray:
 
 
 def _dice(moving_label, moving_affine, fixed_label, fixed_affine, matrix) -> float:
-    import torch
-
-    from common.metrics import dice_per_label, labels_present_in_both
+    from common.metrics import dice_row
     from common.spatial import resample_affine
 
     warped = resample_affine(moving_label, moving_affine, fixed_affine, fixed_label.shape[1:], matrix, mode="nearest")
-    warped, target = warped.round()[None], fixed_label.round()[None]
-    present = labels_present_in_both(warped, target)
-    return float(torch.nanmean(dice_per_label(warped, target, present)[0]))
+    return dice_row(warped[None], fixed_label[None], per_label=False)["dice_mean"]
 
 
 def _find_ants(ants_python: str | None) -> str | None:

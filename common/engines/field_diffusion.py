@@ -11,9 +11,10 @@ from ignite.engine import Engine, Events
 from tqdm import tqdm
 
 from ..diffusion import SamplingStep, StopWhenStable
-from ..metrics.overlap import dice_per_label, labels_present_in_both
+from ..metrics.pair import dice_row
+from ..metrics.regularity import njd_percent
 from ..spatial.jacobian import jacobian_determinant
-from ..spatial.warp import sample_displaced
+from ..spatial.warp import sample_displaced, warp_label
 from .postprocessing import WarpOutputs
 
 __all__ = ["FieldStatistics", "SamplingInferer", "SamplingOutputs"]
@@ -140,12 +141,11 @@ class SamplingOutputs:
             frames.append(sample_displaced(targets["moving"], ddf, padding_mode="border"))
             det = jacobian_determinant(ddf)
             for b in range(ddf.shape[0]):
-                row = {"step": step, "njd_percent": float((det[b] <= 0).float().mean() * 100)}
+                row = {"step": step, "njd_percent": float(njd_percent(det[b : b + 1])[0])}
                 if "moving_label" in targets and "fixed_label" in targets:
-                    warped = sample_displaced(targets["moving_label"][b : b + 1], ddf[b : b + 1], mode="nearest")
+                    warped = warp_label(targets["moving_label"][b : b + 1], ddf[b : b + 1])
                     fixed = targets["fixed_label"][b : b + 1]
-                    labels = list(self.labels) if self.labels is not None else labels_present_in_both(warped, fixed)
-                    row["dice_mean"] = float(torch.nanmean(dice_per_label(warped, fixed, labels)[0]))
+                    row["dice_mean"] = dice_row(warped, fixed, self.labels, per_label=False)["dice_mean"]
                 rows[b].append(row)
         data["trajectory"] = torch.cat(frames, dim=1)
         data["trajectory_ddf"] = ddfs

@@ -20,8 +20,7 @@ from monai.data import MetaTensor
 
 from ..atomic import atomic_folder, atomic_open
 from ..bundle.values import flag
-from ..metrics.overlap import dice_per_label, grouped_dice, hd95_per_label, labels_present_in_both
-from ..metrics.regularity import folding_ratio, mean_grad_jacobian, njd_percent, sdlogj, std_jacobian
+from ..metrics.pair import dice_row, jacobian_row
 
 __all__ = ["pair_ids", "pair_folder", "RegistrationWriter", "RegistrationMetricsTable"]
 
@@ -156,35 +155,19 @@ class RegistrationMetricsTable:
         for b, name in enumerate(pair_ids(batch, size)):
             row: dict = {"pair": name}
             if "warped_label" in out:
-                warped, fixed = out["warped_label"][b : b + 1], out["target_label"][b : b + 1]
-                moving = out["label"]["moving_label"][b : b + 1]
-                labels = list(self.labels) if self.labels is not None else labels_present_in_both(warped, fixed)
-                dice = dice_per_label(warped, fixed, labels)[0]
-                for value, score in zip(labels, dice.tolist()):
-                    row[f"dice_{value}"] = score
-                row["dice_mean"] = float(torch.nanmean(dice)) if labels else math.nan
-                if self.groups:
-                    for group, score in grouped_dice(warped, fixed, self.groups).items():
-                        row[f"dice_{group}"] = float(score[0])
-                row["dice_initial"] = (
-                    float(torch.nanmean(dice_per_label(moving, fixed, labels)[0])) if labels else math.nan
-                )
-                if self.hd95 and labels:
-                    hd = hd95_per_label(warped.cpu(), fixed.cpu(), labels, _spacing(batch["fixed"], b))
-                    row["hd95_mm"] = float(torch.nanmean(hd))
-            if det is not None:
-                d = det[b : b + 1]
                 row.update(
-                    {
-                        "njd_percent": float(njd_percent(d)[0]),
-                        "folding_ratio": float(folding_ratio(d)[0]),
-                        "std_jacobian": float(std_jacobian(d)[0]),
-                        "sdlogj": float(sdlogj(d)[0]),
-                        "sdlogj_l2r2021": float(sdlogj(d, "l2r2021")[0]) if min(d.shape[2:]) > 4 else math.nan,
-                        "mean_grad_jacobian": float(mean_grad_jacobian(d)[0]),
-                        "seconds": float(out["seconds"]),
-                    }
+                    dice_row(
+                        out["warped_label"][b : b + 1],
+                        out["target_label"][b : b + 1],
+                        self.labels,
+                        moving=out["label"]["moving_label"][b : b + 1],
+                        groups=self.groups,
+                        spacing=_spacing(batch["fixed"], b),
+                        hd95=self.hd95,
+                    )
                 )
+            if det is not None:
+                row.update({**jacobian_row(det[b : b + 1]), "seconds": float(out["seconds"])})
             if "inverse_error" in out:
                 row["inverse_error_vox"] = float(out["inverse_error"][b])
             row.update(out.get("extra_metrics", [{}] * size)[b])

@@ -8,7 +8,7 @@ import torch
 
 from ..spatial.integrate import compose
 from ..spatial.jacobian import jacobian_determinant
-from ..spatial.warp import sample_displaced
+from ..spatial.warp import sample_displaced, warp_label
 
 __all__ = ["WarpOutputs", "TimedInferer"]
 
@@ -53,7 +53,7 @@ class WarpOutputs:
         ddf, targets = data["pred"], data["label"]
         data["warped"] = sample_displaced(targets["moving"], ddf, mode="bilinear", padding_mode="border")
         if "moving_label" in targets:
-            data["warped_label"] = sample_displaced(targets["moving_label"], ddf, mode="nearest", padding_mode="zeros")
+            data["warped_label"] = warp_label(targets["moving_label"], ddf)
             data["target_label"] = targets["fixed_label"]
         data["jacobian"] = jacobian_determinant(ddf)
         if self.inverse is not None:

@@ -24,8 +24,8 @@ from ..bundle.values import flag
 from ..diffusion import SamplingStep, check_eta
 from ..export.frames import frame_gif, frame_strip
 from ..metrics.image import nmse, psnr
-from ..metrics.overlap import dice_per_label, labels_present_in_both
-from ..spatial.warp import sample_displaced
+from ..metrics.pair import dice_row
+from ..spatial.warp import sample_displaced, warp_label
 from .handlers import _affine, pair_folder, pair_ids
 
 __all__ = ["TrajectoryOutputs", "GenerationInferer", "GenerationOutputs", "FramesWriter"]
@@ -117,12 +117,9 @@ class TrajectoryOutputs:
                     row[f"psnr_{name}"] = float(psnr(pred, real).mean())
                     row[f"nmse_{name}"] = float(nmse(pred, real).mean())
                 if "moving_label" in targets and "fixed_label" in targets:
-                    warped = sample_displaced(
-                        targets["moving_label"][b : b + 1], ddfs[-1][b : b + 1], "nearest", "zeros"
-                    )
+                    warped = warp_label(targets["moving_label"][b : b + 1], ddfs[-1][b : b + 1])
                     fixed = targets["fixed_label"][b : b + 1]
-                    labels = list(self.labels) if self.labels is not None else labels_present_in_both(warped, fixed)
-                    row[f"dice_es_{name}"] = float(torch.nanmean(dice_per_label(warped, fixed, labels)[0]))
+                    row[f"dice_es_{name}"] = dice_row(warped, fixed, self.labels, per_label=False)["dice_mean"]
         return data
 
 

@@ -29,7 +29,7 @@ import torch
 from ..atomic import atomic_folder, check_new_folder
 from ..data.files import DataError, check_image_file, check_label_values, warn
 from ..export.itk_transform import write_ants_affine, write_displacement_nifti, write_itk_transform
-from ..metrics.overlap import dice_per_label, labels_present_in_both
+from ..metrics.pair import dice_row
 from ..metrics.regularity import regularity_metrics
 from ..spatial.jacobian import jacobian_determinant
 from ..spatial.physical import warp_physical
@@ -149,12 +149,9 @@ def register_pair(
     }
     metrics.update({k: float(v[0]) for k, v in regularity_metrics(voxel_ddf).items()})
     if "warped_label" in outputs and "fixed_label" in labels:
-        warped = torch.from_numpy(outputs["warped_label"])[None, None]
-        target = labels["fixed_label"][0][None].round()
-        present = labels_present_in_both(warped, target)
-        dice = dice_per_label(warped, target, present)[0]
-        metrics["dice"] = {str(k): float(v) for k, v in zip(present, dice.tolist())}
-        metrics["dice_mean"] = float(torch.nanmean(dice)) if present else float("nan")
+        row = dice_row(torch.from_numpy(outputs["warped_label"])[None, None], labels["fixed_label"][0][None])
+        metrics["dice"] = {k.removeprefix("dice_"): v for k, v in row.items() if k != "dice_mean"}
+        metrics["dice_mean"] = row["dice_mean"]
 
     with atomic_folder(out, overwrite) as tmp:
         for name, array in outputs.items():

@@ -14,7 +14,7 @@ from .physical import (
     warp_physical,
 )
 from .resize import resize_displacement
-from .warp import identity_grid, warp
+from .warp import identity_grid, warp, warp_label
 
 __all__ = [
     "RAS_TO_LPS",
@@ -25,6 +25,7 @@ __all__ = [
     "sample_points",
     "sample_world",
     "warp_physical",
+    "warp_label",
     "BSplineSVF",
     "bspline_kernel",
     "bspline_to_dense",

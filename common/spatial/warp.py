@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from .checks import check_field, check_image
 
-__all__ = ["identity_grid", "warp", "sample_displaced"]
+__all__ = ["identity_grid", "warp", "sample_displaced", "warp_label"]
 
 _MODES = ("bilinear", "nearest", "bicubic")
 _PADDINGS = ("zeros", "border", "reflection")
@@ -117,3 +117,11 @@ def warp(image: torch.Tensor, ddf: torch.Tensor, mode: str = "bilinear", padding
     if padding_mode not in _PADDINGS:
         raise ValueError(f"padding_mode must be one of {_PADDINGS}, got {padding_mode!r}")
     return sample_displaced(image, ddf, mode=mode, padding_mode=padding_mode)
+
+
+def warp_label(label: torch.Tensor, ddf: torch.Tensor) -> torch.Tensor:
+    """Integer label map ``(B, 1, *spatial)`` warped by ``ddf`` (voxels): nearest neighbour, zero (background)
+    outside the image. The one label warp of every evaluation on the network grid (postprocessing, trajectories,
+    sampling snapshots, benchmarks); labels on a real scan's own grid go through
+    ``common.spatial.physical.warp_physical(..., mode="nearest")``."""
+    return sample_displaced(label, ddf, mode="nearest", padding_mode="zeros")
