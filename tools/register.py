@@ -59,27 +59,17 @@ def _load_network(parser, device: str):
 
 
 def _refinement(bundle: str, configs, steps: int, lr: float):
-    """The bundle's training objective (``loss`` of its ``train.json`` with the same overlays) in a
-    ``common.realscan.Refinement`` of ``steps`` steps; ``None`` for 0 steps."""
-    if steps == 0:
-        return None
-    from common.realscan import Refinement
+    """``common.realscan.bundle_refinement`` of the bundle with the same overlays; ``None`` for 0 steps."""
+    from common.realscan import bundle_refinement
 
-    return Refinement(_train_parser(bundle, configs).get_parsed_content("loss"), steps=steps, lr=lr)
+    return bundle_refinement(find_bundle(bundle), steps, lr, _config_list(configs))
 
 
 def _train_parser(bundle: str, configs):
-    """A MONAI ``ConfigParser`` of the bundle's ``train.json`` with the same overlays as its inference configs
-    (its training objective, network and trainer: refinement and fine-tuning)."""
-    from monai.bundle import ConfigParser
+    """``common.bundle.train_parser`` of the bundle with the same overlays as its inference configs."""
+    from common.bundle import train_parser
 
-    folder = find_bundle(bundle)
-    files = [os.path.join(folder, "configs", "train.json")]
-    files += [f if os.path.isfile(f) else os.path.join(folder, "configs", f) for f in _config_list(configs)]
-    parser = ConfigParser()
-    parser.read_config(files)
-    parser.update({"bundle_root": folder})
-    return parser
+    return train_parser(find_bundle(bundle), _config_list(configs))
 
 
 def _config_list(configs) -> list[str]:

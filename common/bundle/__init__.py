@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-__all__ = ["bundle_root", "inference_parser"]
+__all__ = ["bundle_root", "inference_parser", "train_parser"]
 
 
 def bundle_root(name: str) -> str:
@@ -40,4 +40,22 @@ def inference_parser(files: list[str]):
             if "#" in key and section not in parser.get():
                 continue
             parser[key] = value
+    return parser
+
+
+def train_parser(root: str, configs=()):
+    """A MONAI ``ConfigParser`` of ``<root>/configs/train.json`` with the overlays ``configs`` (file paths, or names
+    in ``<root>/configs``) stacked on it, ``bundle_root`` set: the bundle's training objective, network and trainer
+    (test-time refinement, fine-tuning)."""
+    from monai.bundle import ConfigParser
+
+    configs = [configs] if isinstance(configs, str) else list(configs or [])
+    files = [os.path.join(root, "configs", "train.json")]
+    files += [c if os.path.isfile(c) else os.path.join(root, "configs", c) for c in configs]
+    missing = [f for f in files if not os.path.isfile(f)]
+    if missing:
+        raise FileNotFoundError(f"{missing[0]}: config not found")
+    parser = ConfigParser()
+    parser.read_config(files)
+    parser.update({"bundle_root": root})
     return parser

@@ -6,7 +6,7 @@ from .affine import AFFINE_MODELS, SIMILARITIES, AffineResult, align_affine, des
 from .batch import BatchError, BatchRegistration, metrics_row, pair_name, pair_names, report_frames, write_metrics_table
 from .finetune import finetune, finetune_pairs, prepare_pairs
 from .grid import foreground_centre, network_grid, reorientation
-from .refine import Refinement, RefiningInferer, refinement_kind
+from .refine import Refinement, RefiningInferer, bundle_refinement, refinement_kind
 from .register import load_volume, register_pair, run_network, save_like
 from .stage import PreparedPair, RealScanStage
 
@@ -21,6 +21,7 @@ __all__ = [
     "Refinement",
     "RefiningInferer",
     "align_affine",
+    "bundle_refinement",
     "describe_affine",
     "finetune",
     "finetune_pairs",

@@ -26,7 +26,7 @@ from ..engines.postprocessing import TimedInferer
 from ..spatial.integrate import compose, integrate_svf
 from ..spatial.resize import resize_displacement
 
-__all__ = ["Refinement", "RefiningInferer", "refinement_kind"]
+__all__ = ["Refinement", "RefiningInferer", "bundle_refinement", "refinement_kind"]
 
 
 def refinement_kind(network) -> str:
@@ -179,3 +179,17 @@ class RefiningInferer(TimedInferer):
             torch.cuda.synchronize(inputs.device)
         self.seconds = time.perf_counter() - start
         return torch.stack(fields)
+
+
+def bundle_refinement(bundle_root: str, steps: int = 0, lr: float = 0.05, configs=()) -> Refinement | None:
+    """The :class:`Refinement` of ``steps`` steps on the bundle's own training objective: ``loss`` of its
+    ``train.json`` with the overlays ``configs`` (those that change the loss, e.g. ``multimodal.json``); ``None``
+    for 0 steps. ``regzoo register --refine`` and the ``register`` run of every ``inference.json``
+    (``--refine_steps N``) build it here."""
+    from ..bundle import train_parser
+    from ..bundle.values import optional
+
+    steps = int(optional(steps, "refine_steps") or 0)
+    if steps == 0:
+        return None
+    return Refinement(train_parser(bundle_root, configs).get_parsed_content("loss"), steps=steps, lr=float(lr))

@@ -65,21 +65,29 @@ def summary(path: str) -> dict:
 
 
 def verify_and_export(
-    root: str, tmp_path, input_shape: list[int], configs: tuple[str, ...] = ("inference.json",), **overrides
+    root: str,
+    tmp_path,
+    input_shape: list[int],
+    configs: tuple[str, ...] = ("inference.json",),
+    checkpoint: str | None = None,
+    verify_overrides: dict | None = None,
+    **overrides,
 ) -> str:
-    """``verify_net_in_out`` on the inference ``network_def``, then ``ckpt_export`` (traced) of the trained
-    ``models/model.pt``; returns the TorchScript file. MONAI's own command functions, called in this process (the
-    commands are these functions behind fire; a subprocess each cost 8-15 s of start-up)."""
+    """``verify_net_in_out`` on the inference ``network_def`` (with ``verify_overrides``; its input is the shape in
+    ``metadata.json``), then ``ckpt_export`` (traced, ``input_shape``, ``overrides``) of the trained
+    ``models/model.pt`` (or ``checkpoint``); returns the TorchScript file. MONAI's own command functions, called in
+    this process (the commands are these functions behind fire; a subprocess each cost 8-15 s of start-up)."""
     from monai.bundle import ckpt_export, verify_net_in_out
 
     files = [os.path.join(root, "configs", c) for c in configs]
     meta = os.path.join(root, "configs", "metadata.json")
-    verify_net_in_out(net_id="network_def", meta_file=meta, config_file=files, device="cpu", bundle_root=root)
+    extra = verify_overrides or {}
+    verify_net_in_out(net_id="network_def", meta_file=meta, config_file=files, device="cpu", bundle_root=root, **extra)
     ts = os.path.join(str(tmp_path), "model.ts")
     ckpt_export(
         net_id="network_def",
         filepath=ts,
-        ckpt_file=os.path.join(root, "models", "model.pt"),
+        ckpt_file=checkpoint or os.path.join(root, "models", "model.pt"),
         meta_file=meta,
         config_file=files,
         use_trace=True,

@@ -7,10 +7,12 @@ import os
 
 import nibabel as nib
 import pytest
+from monai.bundle import ConfigParser
 
 from common.data import acdc_sequences
+from common.engines import load_weights
 
-from .helpers import REPO, copy_bundle, monai_bundle, summary
+from .helpers import REPO, copy_bundle, monai_bundle, summary, verify_and_export
 
 pytestmark = pytest.mark.slow
 
@@ -27,6 +29,23 @@ def test_ddm_is_diffusemorphs_model_and_objective():
     ddm, dm = load("ddm"), load("diffusemorph")
     for key in ("network_def", "loss", "optimizer", "lambda", "learning_rate", "pixdim", "image_size", "moving"):
         assert ddm[key] == dm[key], key
+
+
+def test_network_contract_and_torchscript_export(diffusemorph_quick, tmp_path):
+    """DDM's inference network (DiffuseMorph's model on the quick grid) passes MONAI's contract check and exports
+    to TorchScript; the exported file gives the same DDF on another input than the one traced."""
+    import torch
+
+    root = copy_bundle("ddm", tmp_path / "ddm")
+    checkpoint = os.path.join(diffusemorph_quick, "models", "model.pt")
+    ts = verify_and_export(root, tmp_path, [1, 2, 64, 64, 16], ("inference.json", "quick.json"), checkpoint)
+    parser = ConfigParser()
+    parser.read_config([os.path.join(root, "configs", c) for c in ("inference.json", "quick.json")])
+    parser.update({"bundle_root": root})
+    network = load_weights(parser.get_parsed_content("network_def"), checkpoint).eval()
+    inputs = torch.rand(1, 2, 64, 64, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(torch.jit.load(ts)(inputs), network(inputs), atol=1e-5, rtol=1e-4)
 
 
 @pytest.fixture(scope="module")
