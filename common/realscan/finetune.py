@@ -86,15 +86,14 @@ def finetune(
         "device": f"$torch.device('{device}')",
         "max_epochs": int(max_epochs),
         "val_interval": 1,
-        "ckpt_dir": os.path.join(work_dir, "models"),
+        # the run's best model and state go to work_dir; ckpt_dir stays the bundle's (DiffuseReg's bootstrap is there)
+        "validate#best_model#save_dir": os.path.join(work_dir, "models"),
         "output_dir": os.path.join(work_dir, "runs"),
         "resume_path": os.path.join(work_dir, "training_state.pt"),
         "pairs_per_epoch": None,
     }
     if learning_rate is not None:
         overrides["learning_rate"] = float(learning_rate)
-    if "bootstrap_checkpoint" in parser:  # DiffuseReg learns its bootstrap's fields: that one stays the bundle's
-        overrides["bootstrap_checkpoint"] = parser.get_parsed_content("bootstrap_checkpoint")
     parser.update(overrides)
     parser["train#dataset"] = Dataset(items)
     parser["validate#dataset"] = Dataset(items)
@@ -105,7 +104,8 @@ def finetune(
             "output_transform": "$lambda x: (x['warped'], x['label']['fixed'])",
         }
     }
-    os.makedirs(parser.get_parsed_content("ckpt_dir"), exist_ok=True)
+    best_dir = parser.get_parsed_content("validate#best_model#save_dir")
+    os.makedirs(best_dir)
     load_weights(parser.get_parsed_content("network"), checkpoint, device)
     evaluator = parser.get_parsed_content("validate#evaluator")
     evaluator.run()  # the served weights' score; the best-model saver starts from it
@@ -116,7 +116,7 @@ def finetune(
     improved = best > before
     if improved:
         with atomic_path(model_path) as tmp:
-            shutil.copyfile(os.path.join(parser.get_parsed_content("ckpt_dir"), "model.pt"), tmp)
+            shutil.copyfile(os.path.join(best_dir, "model.pt"), tmp)
     return {
         "pairs": len(items),
         "epochs": int(max_epochs),
