@@ -81,7 +81,7 @@ def _demo_pairs(data_dir: str, pairs: int) -> list[dict]:
 
 
 def _bundle_rows(bundles: dict, configs, refine_steps, device):
-    from tools.register import _load_network, _parser, _refinement
+    from regzoo.register import _load_network, _parser, _refinement
 
     for name, checkpoint in bundles.items():
         parser = _parser(name, configs, {"checkpoint": checkpoint, "device": f"$torch.device('{device}')"})
@@ -120,7 +120,7 @@ def accuracy(
 
     from common.data import load_datalist
     from common.realscan import RealScanStage, register_pair
-    from tools.benchmark_affine import _find_ants
+    from regzoo.benchmark_affine import _find_ants
 
     torch.set_num_threads(threads)
     bundles = json.loads(bundles) if isinstance(bundles, str) else dict(bundles or {})

@@ -39,7 +39,7 @@ def monailabel_app(out: str = "regzoo-monailabel-app") -> None:
     command that starts the server.
 
     Args:
-        out: the app folder to write (a ``main.py`` importing ``tools.monailabel_app.main.RegZooApp``).
+        out: the app folder to write (a ``main.py`` importing ``regzoo.monailabel_app.main.RegZooApp``).
     """
     from .monailabel_app.folder import write_app_folder
 

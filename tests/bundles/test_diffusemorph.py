@@ -80,7 +80,7 @@ def test_network_contract_and_export(diffusemorph_quick, tmp_path):
 
 
 def test_regzoo_register_runs_the_trained_bundle_on_original_files(diffusemorph_quick, acdc_demo, tmp_path):
-    from tools.register import register
+    from regzoo.register import register
 
     pair = acdc_pairs(acdc_demo, "testing", "acdc")[0]
     out = str(tmp_path / "registered")

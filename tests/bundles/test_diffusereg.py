@@ -86,7 +86,7 @@ def test_network_contract_and_torchscript_export(diffusereg_quick, tmp_path):
 
 
 def test_regzoo_register_writes_sampling_frames(diffusereg_quick, acdc_demo, tmp_path):
-    from tools.register import register
+    from regzoo.register import register
 
     pair = acdc_pairs(acdc_demo, "testing", "acdc", moving="ES")[0]
     steps = tmp_path / "steps.json"

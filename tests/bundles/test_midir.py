@@ -83,7 +83,7 @@ def test_real_scan_known_affine_is_recovered_and_dice_kept(trained, brain_demo, 
     from scipy.spatial.transform import Rotation
 
     from common.realscan import describe_affine
-    from tools.register import register
+    from regzoo.register import register
 
     subject = os.path.join(brain_demo, "OASIS_OAS1_{:04d}_MR1", "{}")
     pair = {

@@ -13,7 +13,7 @@ import nibabel as nib
 import pytest
 
 from common.data import acdc_pairs
-from tools.package import fetch, package
+from regzoo.package import fetch, package
 
 from .helpers import REPO
 

@@ -1,7 +1,7 @@
 import subprocess
 import sys
 
-from tools import benchmark
+from regzoo import benchmark
 
 
 def test_nmi_benchmark_prints_both_losses_and_small_errors(capsys):
@@ -14,13 +14,21 @@ def test_nmi_benchmark_prints_both_losses_and_small_errors(capsys):
 
 def regzoo(*args: str) -> subprocess.CompletedProcess:
     """The ``regzoo`` command as a user runs it."""
-    return subprocess.run([sys.executable, "-m", "tools.cli", *args], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "regzoo.cli", *args], capture_output=True, text=True)
 
 
 def test_regzoo_command_lists_subcommands():
     result = regzoo("benchmark", "--help")
     assert result.returncode == 0, result.stderr
     assert "nmi" in result.stdout + result.stderr and "accuracy" in result.stdout + result.stderr
+
+
+def test_the_installed_command_package_is_regzoo_not_a_generic_tools(tmp_path):
+    # run outside the repository, so only what the distribution installed can be imported
+    code = "import importlib.util as u, regzoo.cli, regzoo.monailabel_app; print(u.find_spec('tools'))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "None"
 
 
 def test_make_demo_data_command_refuses_foreign_folder(tmp_path):
@@ -45,7 +53,7 @@ def test_diffusemorph_benchmark_prints_every_task_beside_the_papers(capsys):
 
 
 def test_affine_benchmark_table_shows_the_alignment_helping(capsys, tmp_path):
-    from tools import benchmark_affine
+    from regzoo import benchmark_affine
 
     benchmark_affine.affine(
         pairs=1, resolutions=(4.0,), ants_python=str(tmp_path / "no-python"), data_dir=str(tmp_path)
@@ -66,8 +74,8 @@ def test_accuracy_benchmark_quick_run_writes_the_table(brain_demo, tmp_path):
     import torch
 
     from common.bundle import inference_parser
-    from tools import benchmark_accuracy
-    from tools.register import find_bundle
+    from regzoo import benchmark_accuracy
+    from regzoo.register import find_bundle
 
     folder = find_bundle("midir")
     parser = inference_parser([os.path.join(folder, "configs", c) for c in ("inference.json", "quick.json")])

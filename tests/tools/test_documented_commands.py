@@ -7,7 +7,7 @@ from its ``bash`` block and checked the way its program reads it, without runnin
   renamed parameter would be ignored), and every ``@`` reference and ``%`` macro reachable from the run's
   ``initialize`` and ``run`` sections (or ``--run_id``) must resolve.
 - ``regzoo``: the subcommand exists and every flag is an argument of the function it runs
-  (``tools.cli.COMMANDS``); ``[--flag value]`` is the docs' notation for an optional flag.
+  (``regzoo.cli.COMMANDS``); ``[--flag value]`` is the docs' notation for an optional flag.
 - ``monailabel start_server``: every ``--conf`` key is one the app reads.
 
 The commands themselves run, with small budgets, in the bundle and tool tests; this keeps a renamed key or file
@@ -27,7 +27,7 @@ from fire.parser import DefaultParseValue
 from monai.bundle import ConfigParser
 from monai.bundle.reference_resolver import ReferenceResolver
 
-from tools.cli import COMMANDS
+from regzoo.cli import COMMANDS
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DOCS = ["README.md", "tools/monailabel_app/README.md", *sorted(glob.glob("bundles/*/docs/README.md", root_dir=REPO))]

@@ -2,7 +2,7 @@
 ``make-demo-data`` and the trainings' writers. Each case asserts the one-line error (exit code 2, the file named,
 no traceback), that nothing partial is left behind and that nothing that existed was changed.
 
-The register cases run the command in this process (``tools.cli.main``) with a voxelmorph network of fixed small
+The register cases run the command in this process (``regzoo.cli.main``) with a voxelmorph network of fixed small
 weights (``test_register._checkpoint``); the kill cases run a real process and kill it."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import pytest
 import torch
 
 from common.atomic import OUTPUT_MARKER
-from tools import cli
+from regzoo import cli
 
 from .test_register import _checkpoint, pair  # noqa: F401  (the module fixture)
 
@@ -652,7 +652,7 @@ def test_fetch_terminated_while_downloading_leaves_nothing(tmp_path):
         entries["toy_v0.1.0"]["source"] = f"{url}/toy_v0.1.0.zip"
         open(index, "w").write(json.dumps(entries))
         bundles = tmp_path / "bundles"
-        command = [sys.executable, "-m", "tools.cli", "fetch", "--name", "toy", "--index", index]
+        command = [sys.executable, "-m", "regzoo.cli", "fetch", "--name", "toy", "--index", index]
         process = subprocess.Popen([*command, "--bundle_dir", str(bundles), "--timeout", "600"], cwd=REPO)
         deadline = time.monotonic() + 60
         while not any(n.startswith(".toy.fetch-") for n in (os.listdir(bundles) if bundles.is_dir() else [])):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from tools.monailabel_app import AtlasLabelPropagation, FineTuneRegistration, demo_atlas
+from regzoo.monailabel_app import AtlasLabelPropagation, FineTuneRegistration, demo_atlas
 
 from .test_register import _checkpoint
 
@@ -59,7 +59,7 @@ def test_a_deforming_network_moves_the_labels_and_bad_requests_are_refused(atlas
 
 def test_label_names_from_the_demo_atlas_and_from_label_tables(atlas_dir, tmp_path):
     from common.data.files import DataError
-    from tools.monailabel_app import read_label_names
+    from regzoo.monailabel_app import read_label_names
 
     task = AtlasLabelPropagation("transmorph_tvf", _zero_field(tmp_path / "zero.pt"), "quick.json", atlas_dir=atlas_dir)
     assert task.info()["labels"]["cortex L"] == 1 and task.info()["labels"]["white matter R"] == 4

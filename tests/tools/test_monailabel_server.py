@@ -18,7 +18,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from tools.monailabel_app import demo_atlas
+from regzoo.monailabel_app import demo_atlas
 
 from .test_register import _checkpoint
 
@@ -74,7 +74,7 @@ def server(tmp_path_factory):
     port = _free_port()
     before = sorted(os.listdir(APP))
     app = root / "app"
-    made = subprocess.run([sys.executable, "-m", "tools.cli", "monailabel-app", "--out", str(app)], cwd=REPO,
+    made = subprocess.run([sys.executable, "-m", "regzoo.cli", "monailabel-app", "--out", str(app)], cwd=REPO,
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert made.returncode == 0, made.stderr
     command = [

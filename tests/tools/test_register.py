@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from monai.bundle import ConfigParser
 
-from tools.register import find_bundle
+from regzoo.register import find_bundle
 
 from .test_cli import regzoo
 

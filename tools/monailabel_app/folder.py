@@ -1,6 +1,6 @@
 """The folder MONAI Label serves: MONAI Label creates ``model/``, ``lib/``, ``logs/`` and ``bin/`` inside the
 ``--app`` folder it is given, so that folder is the user's, not this package's (which may be read-only): it holds
-only a ``main.py`` that imports :class:`tools.monailabel_app.main.RegZooApp`."""
+only a ``main.py`` that imports :class:`regzoo.monailabel_app.main.RegZooApp`."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from common.atomic import atomic_open
 
 __all__ = ["write_app_folder"]
 
-_MAIN = '''"""regzoo's MONAI Label app folder (`regzoo monailabel-app`): the app is tools.monailabel_app.main."""
+_MAIN = '''"""regzoo's MONAI Label app folder (`regzoo monailabel-app`): the app is regzoo.monailabel_app.main."""
 
-from tools.monailabel_app.main import RegZooApp  # noqa: F401  (MONAI Label finds the MONAILabelApp subclass here)
+from regzoo.monailabel_app.main import RegZooApp  # noqa: F401  (MONAI Label finds the MONAILabelApp subclass here)
 '''
 
 

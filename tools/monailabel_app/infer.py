@@ -1,7 +1,7 @@
 """Atlas-based label propagation with any regzoo bundle, as a MONAI Label infer task.
 
 The user's image is the fixed image, the atlas the moving one; the result is the atlas labels warped onto the
-user's image grid (``tools.register``: the bundle's real-scan stage and network, then the physical transform on
+user's image grid (``regzoo.register``: the bundle's real-scan stage and network, then the physical transform on
 the image's own grid). The class follows MONAI Label's ``InferTask`` interface (``type``, ``labels``, ``dimension``,
 ``description``, ``info()``, ``config()``, ``is_valid()``, ``__call__(request) -> (label file, result dict)``)
 without importing ``monailabel``, so it also runs, and is tested, where MONAI Label cannot be installed.
@@ -81,7 +81,7 @@ class AtlasLabelPropagation:
             (:func:`read_label_names`); default: the demo atlas's tissue names, or the values themselves.
         affine: the real-scan stage's pre-alignment (``none``, ``rigid``, ``affine``; default: the bundle's).
         refine: test-time refinement steps (``regzoo register --refine``; 0: none).
-        weights: fine-tuned weights (:class:`tools.monailabel_app.train.FineTuneRegistration` writes them), served
+        weights: fine-tuned weights (:class:`regzoo.monailabel_app.train.FineTuneRegistration` writes them), served
             instead of ``checkpoint`` once the file exists, and loaded again whenever it changes.
     """
 

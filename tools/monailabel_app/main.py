@@ -7,8 +7,8 @@ real-scan stage. ``POST /train/finetune`` fine-tunes the bundle on the datastore
 the new weights (``<app>/model/<bundle>_finetuned.pt``) are served from the next request.
 
 Needs ``monailabel`` (README.md, "MONAI Label"); the infer task itself is
-:class:`tools.monailabel_app.infer.AtlasLabelPropagation`, the train task
-:class:`tools.monailabel_app.train.FineTuneRegistration`.
+:class:`regzoo.monailabel_app.infer.AtlasLabelPropagation`, the train task
+:class:`regzoo.monailabel_app.train.FineTuneRegistration`.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import os
 
 from monailabel.interfaces.app import MONAILabelApp
 
-from tools.monailabel_app.infer import AtlasLabelPropagation
-from tools.monailabel_app.train import FineTuneRegistration
+from regzoo.monailabel_app.infer import AtlasLabelPropagation
+from regzoo.monailabel_app.train import FineTuneRegistration
 
 
 class RegZooApp(MONAILabelApp):
