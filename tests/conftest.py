@@ -11,7 +11,14 @@ from common.data import ensure_demo_data
 
 # the long trainings first (longest first) and with them the producers of shared trained bundles, their consumers
 # last: xdist hands out test files in this order (pyproject.toml: --no-loadscope-reorder)
-_FIRST = ("test_transmorph_tvf.py", "test_diffusemorph.py", "test_midir.py", "test_voxelmorph.py", "test_diffusereg.py")
+_FIRST = (
+    "test_transmorph_tvf.py",
+    "test_diffusemorph.py",
+    "test_midir.py",
+    "test_documented_commands_run.py",
+    "test_voxelmorph.py",
+    "test_diffusereg.py",
+)
 _LAST = ("test_ddm.py", "test_package.py")
 
 

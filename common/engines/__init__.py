@@ -15,7 +15,7 @@ from .field_diffusion import FieldStatistics, SamplingInferer, SamplingOutputs
 from .handlers import RegistrationMetricsTable, RegistrationWriter, pair_ids
 from .loss import RegistrationLoss
 from .postprocessing import TimedInferer, WarpOutputs
-from .state import TrainingStateSaver
+from .state import ResumeTraining, TrainingStateSaver
 from .trajectory import FramesWriter, GenerationInferer, GenerationOutputs, TrajectoryOutputs
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "RegistrationLoss",
     "RegistrationMetricsTable",
     "RegistrationWriter",
+    "ResumeTraining",
     "TimedInferer",
     "TrainingStateSaver",
     "TrajectoryOutputs",

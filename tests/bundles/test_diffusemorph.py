@@ -22,7 +22,7 @@ LABELS = ("moving_label", "fixed_label")
 
 def test_quick_training_beats_identity_without_folding(diffusemorph_quick, acdc_demo):
     root = diffusemorph_quick
-    assert any(f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(root, "runs", "quick")))
+    assert any(f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(root, "runs", "train")))
     result = monai_bundle("run", ["train.json", "quick.json", "evaluate.json"], root, dataset_dir=acdc_demo)
     figures = summary(os.path.join(root, "eval"))
     assert figures["dice_mean"] >= figures["dice_initial"] + 0.10, result.stdout[-3000:]

@@ -21,7 +21,7 @@ def trained(voxelmorph_quick):
 
 def test_quick_training_beats_identity_without_folding(trained, acdc_demo):
     assert os.path.isfile(os.path.join(trained, "models", "model.pt"))
-    assert any(f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(trained, "runs", "quick")))
+    assert any(f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(trained, "runs", "train")))
     monai_bundle("run", ["train.json", "quick.json", "evaluate.json"], trained, dataset_dir=acdc_demo)
     figures = summary(os.path.join(trained, "eval"))
     assert figures["dice_mean"] >= figures["dice_initial"] + 0.10

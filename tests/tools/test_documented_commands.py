@@ -10,8 +10,9 @@ from its ``bash`` block and checked the way its program reads it, without runnin
   (``regzoo.cli.COMMANDS``); ``[--flag value]`` is the docs' notation for an optional flag.
 - ``monailabel start_server``: every ``--conf`` key is one the app reads.
 
-The commands themselves run, with small budgets, in the bundle and tool tests; this keeps a renamed key or file
-from leaving a documented command silently broken.
+The bundle commands also run verbatim, with a tiny budget, in ``test_documented_commands_run.py``; the
+``regzoo`` commands run in the tool tests. This check is the cheap one: it keeps a renamed key or file from
+leaving a documented command silently broken.
 """
 
 from __future__ import annotations

@@ -170,3 +170,61 @@ def test_pretrained_network_is_loaded_and_in_eval_mode(tmp_path):
     assert not network.training
     x = torch.ones(4, 3)
     torch.testing.assert_close(network(x), source.eval()(x))
+
+
+def _training(run):
+    """A one-weight model trained by an ignite engine, with the state saver and the resume of the bundles."""
+    from ignite.engine import Engine
+
+    from common.engines import ResumeTraining, TrainingStateSaver
+
+    network = torch.nn.Linear(1, 1, bias=False)
+    optimizer = torch.optim.SGD(network.parameters(), lr=0.1)
+
+    def step(engine, x):
+        optimizer.zero_grad()
+        loss = (network(x) - 1.0).pow(2).mean()
+        loss.backward()
+        optimizer.step()
+
+    engine = Engine(step)
+    objects = {"network": network, "optimizer": optimizer, "trainer": engine}
+    return (
+        engine,
+        network,
+        objects,
+        lambda path: (ResumeTraining(path, objects, run), TrainingStateSaver(path, objects, run)),
+    )
+
+
+def test_training_resumes_only_into_the_same_run(tmp_path):
+    path = str(tmp_path / "models" / "training_state.pt")
+    demo = {"data": str(tmp_path / "demo"), "image_size": [64, 64, 16], "pixdim": None}
+    engine, network, _, pieces = _training(demo)
+    resume, saver = pieces(path)
+    resume.attach(engine)  # no state yet: nothing to resume
+    saver.attach(engine)
+    engine.run([torch.ones(1, 1)] * 3, max_epochs=2)
+    weight = network.weight.item()
+
+    again, network2, _, pieces2 = _training(demo)  # the same run, restarted: resumes at epoch 2
+    pieces2(path)[0].attach(again)
+    again.run([torch.ones(1, 1)] * 3, max_epochs=2)
+    assert again.state.epoch == 2 and network2.weight.item() == pytest.approx(weight)
+
+    for changed, said in [
+        ({"data": "/data/ACDC"}, "data '"),
+        ({"image_size": [128, 128, 32]}, "image_size [64, 64, 16], now [128"),
+    ]:
+        other, _, _, pieces3 = _training({**demo, **changed})
+        with pytest.raises(ValueError, match="training state of another run") as err:
+            pieces3(path)[0].attach(other)
+        assert path in str(err.value) and said in str(err.value) and "--ckpt_dir" in str(err.value)
+
+    state = torch.load(path, weights_only=True)
+    del state["regzoo_run"]
+    torch.save(state, path)  # a state written before run records: resumed
+    old, network4, _, pieces4 = _training({**demo, "data": "/elsewhere"})
+    pieces4(path)[0].attach(old)
+    old.run([torch.ones(1, 1)] * 3, max_epochs=2)
+    assert old.state.epoch == 2 and network4.weight.item() == pytest.approx(weight)
