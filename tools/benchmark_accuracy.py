@@ -4,8 +4,13 @@
 Rows: the headers alone (identity), the affine stage alone, each given bundle, each bundle + refinement of each
 given number of steps, and ANTs SyN (``antspyx``: ``ants.registration(type_of_transform="SyN")``, its own affine
 stage included) where a Python with ``antspyx`` is found. Columns: Dice mean over the labels present in both maps,
-HD95 (mm, mean over labels), NJD % and SDlogJ of the whole map, and seconds per pair (everything from reading the
-files to the written outputs; ANTs: reading, registration and label resampling).
+Dice of each label group of the data (the union of the group's labels), HD95 (mm, mean over labels), NJD % and
+SDlogJ of the whole map, and seconds per pair (everything from reading the files to the written outputs; ANTs:
+reading, registration and label resampling).
+
+Pairs: the demo brains (phantoms, 2 mm), ``data="mni"`` (real anatomy: subjects of the MNI ICBM152 2009 template,
+:mod:`common.data.template`), a data set in its own layout (``dataset_dir`` with ``layout`` ``oasis`` for
+Learn2Reg OASIS or ``acdc``: its held-out test pairs) or a ``datalist``.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import tempfile
 import time
 
 import numpy as np
+
+from common.atomic import atomic_open
 
 __all__ = ["accuracy"]
 
@@ -53,7 +60,7 @@ class _Identity:
         return self
 
 
-def _scores(folder: str, pair: dict, hd95: bool) -> dict:
+def _scores(folder: str, pair: dict, hd95: bool, groups: dict | None) -> dict:
     import nibabel as nib
     import torch
 
@@ -63,8 +70,11 @@ def _scores(folder: str, pair: dict, hd95: bool) -> dict:
     fixed_image = nib.load(pair["fixed_label"])
     fixed = torch.from_numpy(np.asarray(fixed_image.dataobj))
     spacing = [float(s) for s in fixed_image.header.get_zooms()[:3]]
-    overlap = dice_row(warped[None, None], fixed[None, None], spacing=spacing, hd95=hd95, per_label=False)
+    overlap = dice_row(
+        warped[None, None], fixed[None, None], groups=groups, spacing=spacing, hd95=hd95, per_label=False
+    )
     row = {"dice": overlap["dice_mean"], **({"hd95_mm": overlap.get("hd95_mm", float("nan"))} if hd95 else {})}
+    row.update({f"dice_{g}": overlap[f"dice_{g}"] for g in groups or {}})
     det_path = os.path.join(folder, "jacobian.nii.gz")
     if os.path.isfile(det_path):
         det = torch.from_numpy(np.asarray(nib.load(det_path).dataobj, dtype=np.float32)).reshape(1, 1, *fixed.shape)
@@ -73,11 +83,34 @@ def _scores(folder: str, pair: dict, hd95: bool) -> dict:
     return row
 
 
-def _demo_pairs(data_dir: str, pairs: int) -> list[dict]:
-    from common.data import all_pairs, ensure_demo_data, oasis_split
+def _cases(data: str, data_dir: str, dataset_dir, layout: str, datalist, key: str, pairs: int):
+    """``(pairs, label groups, description)`` of the benchmark's data (see the module docstring)."""
+    from common.data import (
+        BRAIN_PHANTOM_GROUPS,
+        all_pairs,
+        ensure_demo_data,
+        inference_pairs,
+        load_datalist,
+        oasis_split,
+    )
+    from common.metrics import ACDC_GROUPS
 
+    if datalist:
+        return load_datalist(datalist, key)[:pairs], None, f"datalist {datalist} ({key})"
+    if dataset_dir:
+        groups = ACDC_GROUPS if layout.startswith("acdc") else None
+        return inference_pairs(layout=layout, data_root=dataset_dir)[:pairs], groups, f"{dataset_dir} ({layout})"
+    if data == "mni":
+        from common.data.template import MNI_GROUPS
+
+        root = ensure_demo_data(os.path.join(data_dir, "mni_80x96x112"), "mni", 16, 0, (80, 96, 112))
+        description = "MNI ICBM152 2009 template subjects (nilearn), 2 mm, test subjects"
+        return all_pairs(oasis_split(root, "testing", 0.15, 0.25))[:pairs], MNI_GROUPS, description
+    if data != "demo":
+        raise ValueError(f"data must be 'demo' or 'mni' (or give dataset_dir / datalist), got {data!r}")
     root = ensure_demo_data(os.path.join(data_dir, "demo_oasis_80x96x112"), "multimodal", 16, 0, (80, 96, 112))
-    return all_pairs(oasis_split(root, "testing", 0.15, 0.25))[:pairs]
+    description = "demo brains, 2 mm, test subjects"
+    return all_pairs(oasis_split(root, "testing", 0.15, 0.25))[:pairs], BRAIN_PHANTOM_GROUPS, description
 
 
 def _bundle_rows(bundles: dict, configs, refine_steps, device):
@@ -105,6 +138,10 @@ def accuracy(
     device: str = "cpu",
     out: str | None = None,
     data_dir: str | None = None,
+    data: str = "demo",
+    dataset_dir: str | None = None,
+    layout: str = "oasis",
+    label_groups: str | dict | None = None,
 ) -> None:
     """Print (and write to ``out`` as ``accuracy.md`` / ``accuracy.csv``) the table of the module docstring.
 
@@ -112,13 +149,17 @@ def accuracy(
         bundles: ``{"bundle": "checkpoint.pt", ...}`` (JSON or a dict); none: the identity and affine rows only.
         configs: overlays stacked on each bundle's configs (e.g. ``quick.json`` for quick-trained checkpoints).
         refine: refinement steps, one row per value and bundle (0 or empty: no refinement rows).
-        pairs: how many pairs (demo brains: the test subjects' pairs, in order).
+        pairs: how many pairs (the test subjects' pairs, in order).
         datalist, key: your pairs instead of the demo brains (labels required).
+        data: ``demo`` (brain phantoms) or ``mni`` (template subjects; needs ``pip install nilearn``).
+        dataset_dir, layout: a data set in its own layout (``oasis``: Learn2Reg OASIS, ``acdc``), its test pairs.
+        data_dir: where the demo / template subjects are written (default: a temporary folder).
+        label_groups: ``{"name": [labels], ...}`` (JSON or a dict), one Dice column each; default: the data's own
+            groups (demo brains: cortex, WM, subcortical, cerebellum; template: GM, WM; ACDC: LV, Myo, RV, ...).
         ants_python: a Python with ``antspyx`` (default: ``$REGZOO_ANTS_PYTHON``, then ``python3``).
     """
     import torch
 
-    from common.data import load_datalist
     from common.realscan import RealScanStage, register_pair
     from regzoo.benchmark_affine import _find_ants
 
@@ -126,7 +167,9 @@ def accuracy(
     bundles = json.loads(bundles) if isinstance(bundles, str) else dict(bundles or {})
     refine = [refine] if isinstance(refine, (int, str)) else list(refine or [])
     work = tempfile.mkdtemp(prefix="regzoo-accuracy-")
-    cases = load_datalist(datalist, key)[:pairs] if datalist else _demo_pairs(data_dir or work, pairs)
+    cases, groups, described = _cases(data, data_dir or work, dataset_dir, layout, datalist, key, pairs)
+    if label_groups:
+        groups = json.loads(label_groups) if isinstance(label_groups, str) else dict(label_groups)
     cases = [c for c in cases if c.get("fixed_label") and c.get("moving_label")]
     if not cases:
         raise ValueError("benchmark accuracy needs pairs with fixed_label and moving_label")
@@ -145,7 +188,7 @@ def accuracy(
             start = time.perf_counter()
             register_pair(stage, network, pair, folder, device, refine=refinement)
             seconds.append(time.perf_counter() - start)
-            scores.append(_scores(folder, pair, hd95))
+            scores.append(_scores(folder, pair, hd95, groups))
         rows.append(_summary(label, scores, seconds))
     if python:
         jobs = [{**pair, "out": os.path.join(work, f"ants_{i}")} for i, pair in enumerate(cases)]
@@ -158,14 +201,14 @@ def accuracy(
         subprocess.run([python, "-c", _ANTS_SYN, spec, result], check=True, env=env, timeout=7200)
         with open(result, encoding="utf-8") as f:
             timings = [r["seconds"] for r in json.load(f)]
-        rows.append(_summary("ANTs SyN (antspyx)", [_scores(j["out"], j, hd95) for j in jobs], timings))
+        rows.append(_summary("ANTs SyN (antspyx)", [_scores(j["out"], j, hd95, groups) for j in jobs], timings))
     header = (
-        f"regzoo benchmark accuracy: {len(cases)} pairs ({datalist or 'demo brains, 2 mm, test subjects'}); "
+        f"regzoo benchmark accuracy: {len(cases)} pairs ({described}); "
         f"{platform.node()} ({platform.processor() or platform.machine()}), {device}, {threads} threads, "
         f"torch {torch.__version__}; peers: {'ANTs (antspyx via ' + python + ')' if python else 'ANTs not found'}; "
         f"bundle configs: {configs or 'inference.json'}"
     )
-    columns = ["method", "dice", "hd95_mm", "njd_percent", "sdlogj", "seconds"]
+    columns = ["method", "dice", *[f"dice_{g}" for g in groups or {}], "hd95_mm", "njd_percent", "sdlogj", "seconds"]
     lines = [header, "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
         lines.append("| " + " | ".join(_cell(row.get(c)) for c in columns) + " |")
@@ -173,9 +216,9 @@ def accuracy(
     print(table)
     if out:
         os.makedirs(out, exist_ok=True)
-        with open(os.path.join(out, "accuracy.md"), "w", encoding="utf-8") as f:
+        with atomic_open(os.path.join(out, "accuracy.md"), "w", encoding="utf-8") as f:
             f.write(table + "\n")
-        with open(os.path.join(out, "accuracy.csv"), "w", newline="", encoding="utf-8") as f:
+        with atomic_open(os.path.join(out, "accuracy.csv"), "w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=columns, restval="")
             writer.writeheader()
             writer.writerows(rows)
@@ -183,7 +226,7 @@ def accuracy(
 
 def _summary(label: str, scores: list[dict], seconds: list[float]) -> dict:
     row = {"method": label, "seconds": float(np.mean(seconds))}
-    for column in ("dice", "hd95_mm", "njd_percent", "sdlogj"):
+    for column in dict.fromkeys(k for s in scores for k in s):
         values = [s[column] for s in scores if column in s]
         if values:
             row[column] = float(np.nanmean(values))

@@ -21,8 +21,10 @@ def make_demo_data(
     """Write deterministic phantoms in a real data set's layout.
 
     Args:
-        kind: ``acdc`` (4D cardiac, ACDC layout), ``oasis`` (brain, Learn2Reg OASIS layout) or ``multimodal``
-            (the brain phantoms with a T2-like rendering and a datalist JSON of T1w/T2w pairs).
+        kind: ``acdc`` (4D cardiac, ACDC layout), ``oasis`` (brain, Learn2Reg OASIS layout), ``multimodal``
+            (the brain phantoms with a T2-like rendering and a datalist JSON of T1w/T2w pairs) or ``mni``
+            (real anatomy: subjects of the MNI ICBM152 2009 template inside the nilearn wheel, OASIS layout;
+            ``pip install nilearn``).
         out: output folder; refused when it holds anything but a regzoo demo set.
         subjects: number of (training) subjects; ACDC adds ``max(2, subjects // 3)`` testing subjects.
         seed: the same seed writes identical files.

@@ -16,6 +16,7 @@ from .oasis import (
     oasis_subjects,
 )
 from .phantoms import (
+    BRAIN_PHANTOM_GROUPS,
     OASIS_PHANTOM_LABELS,
     data_root,
     ensure_demo_data,
@@ -41,6 +42,7 @@ __all__ = [
     "IMAGE_KEYS",
     "LABEL_KEYS",
     "TEST_LAYOUTS",
+    "BRAIN_PHANTOM_GROUPS",
     "OASIS_PHANTOM_LABELS",
     "CheckSameGridd",
     "DataError",

@@ -35,6 +35,7 @@ from ..spatial.integrate import integrate_svf
 from .splits import split_by_fraction
 
 __all__ = [
+    "BRAIN_PHANTOM_GROUPS",
     "OASIS_PHANTOM_LABELS",
     "data_root",
     "ensure_demo_data",
@@ -264,6 +265,12 @@ OASIS_PHANTOM_LABELS = {
     17: "cerebellum R",
     18: "third ventricle",
 }
+BRAIN_PHANTOM_GROUPS = {  # per-label-group Dice columns
+    "cortex": (1, 2),
+    "WM": (3, 4),
+    "subcortical": (5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 18),
+    "cerebellum": (16, 17),
+}
 # intensities per label (0 = background, 19 = sulcal CSF): T1-like, and a T2-like map that is not a monotone
 # function of it: CSF bright and grey matter darkest, white matter between (a V-shaped map, like (x - 0.45)^2),
 # so a local linear relation (LNCC) breaks wherever CSF, grey and white matter meet, while NMI still holds
@@ -339,27 +346,32 @@ def _brain_labels(q: torch.Tensor) -> torch.Tensor:
     return labels
 
 
-def _brain_subject(rng: np.random.Generator, size, template: bool = False):
-    """Labels, T1-like and T2-like volumes of one subject (a deformed template); ``template=True`` undeformed."""
+def random_brain_map(rng: np.random.Generator, size) -> torch.Tensor:
+    """Where each voxel of a ``size`` subject grid lies in the template: normalised points (3, *size) in about
+    [-1, 1] (axis 0: x left-right, y posterior-anterior, z inferior-superior), a random affine (scale 0.93-1.07,
+    rotation up to 0.08 rad about the vertical axis, shift up to 3 %) and a smooth diffeomorphic (SVF) deformation
+    of at most about 9 % of the half-width. The brain phantoms and the template subjects share it."""
     ndim = 3
     grid = torch.stack(torch.meshgrid(*[torch.linspace(-1, 1, n) for n in size], indexing="ij"))
+    scale = torch.from_numpy(rng.uniform(0.93, 1.07, 3).astype(np.float32)).view(3, 1, 1, 1)
+    angle = float(rng.uniform(-0.08, 0.08))
+    shift = torch.from_numpy(rng.uniform(-0.03, 0.03, 3).astype(np.float32)).view(3, 1, 1, 1)
+    x, y = grid[0], grid[1]
+    rot = torch.stack([math.cos(angle) * x - math.sin(angle) * y, math.sin(angle) * x + math.cos(angle) * y, grid[2]])
+    q = rot * scale + shift
+    coarse = torch.from_numpy(rng.standard_normal((1, ndim, 4, 4, 4)).astype(np.float32))
+    svf = F.interpolate(coarse, size=tuple(size), mode="trilinear", align_corners=True)
+    svf = svf * (0.09 / svf.abs().amax()) * torch.tensor([(n - 1) / 2 for n in size]).view(1, 3, 1, 1, 1)
+    ddf = integrate_svf(svf)[0]  # voxels
+    return q + ddf * torch.tensor([2 / (n - 1) for n in size]).view(3, 1, 1, 1)
+
+
+def _brain_subject(rng: np.random.Generator, size, template: bool = False):
+    """Labels, T1-like and T2-like volumes of one subject (a deformed template); ``template=True`` undeformed."""
     if template:
-        q = grid
+        q = torch.stack(torch.meshgrid(*[torch.linspace(-1, 1, n) for n in size], indexing="ij"))
     else:
-        # random affine (scale, rotation about the vertical axis, shift) and a smooth SVF deformation
-        scale = torch.from_numpy(rng.uniform(0.93, 1.07, 3).astype(np.float32)).view(3, 1, 1, 1)
-        angle = float(rng.uniform(-0.08, 0.08))
-        shift = torch.from_numpy(rng.uniform(-0.03, 0.03, 3).astype(np.float32)).view(3, 1, 1, 1)
-        x, y = grid[0], grid[1]
-        rot = torch.stack(
-            [math.cos(angle) * x - math.sin(angle) * y, math.sin(angle) * x + math.cos(angle) * y, grid[2]]
-        )
-        q = rot * scale + shift
-        coarse = torch.from_numpy(rng.standard_normal((1, ndim, 4, 4, 4)).astype(np.float32))
-        svf = F.interpolate(coarse, size=tuple(size), mode="trilinear", align_corners=True)
-        svf = svf * (0.09 / svf.abs().amax()) * torch.tensor([(n - 1) / 2 for n in size]).view(1, 3, 1, 1, 1)
-        ddf = integrate_svf(svf)[0]  # voxels
-        q = q + ddf * torch.tensor([2 / (n - 1) for n in size]).view(3, 1, 1, 1)
+        q = random_brain_map(rng, size)
     labels = _brain_labels(q)
     texture = _smooth_noise(rng, size, [max(2, n // 12) for n in size])
     bias = 1 + 0.1 * _smooth_noise(rng, size, (3, 3, 3))
@@ -432,13 +444,19 @@ def write_oasis_phantoms(
 
 
 def make_demo_data(kind: str, out: str, subjects: int = 10, seed: int = 0, size=None) -> str:
-    """Write a demo data set of ``kind`` (``acdc``, ``oasis`` or ``multimodal``) to ``out``; returns ``out``."""
+    """Write a demo data set of ``kind`` to ``out``; returns ``out``. Kinds: ``acdc``, ``oasis`` and
+    ``multimodal`` (phantoms), ``mni`` (subjects of the MNI ICBM152 template, :mod:`common.data.template`; needs
+    the nilearn wheel's files)."""
     if kind == "acdc":
         write_acdc_phantoms(out, subjects, seed)
     elif kind in ("oasis", "multimodal"):
         write_oasis_phantoms(out, subjects, seed, size=size or (80, 96, 112), t2=kind == "multimodal")
+    elif kind == "mni":
+        from .template import write_template_subjects
+
+        write_template_subjects(out, subjects, seed, size=size or (80, 96, 112))
     else:
-        raise ValueError(f"kind must be 'acdc', 'oasis' or 'multimodal', got {kind!r}")
+        raise ValueError(f"kind must be 'acdc', 'oasis', 'multimodal' or 'mni', got {kind!r}")
     return out
 
 

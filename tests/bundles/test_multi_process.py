@@ -70,7 +70,7 @@ def _check_ranks(root: str, output: str, best: str, state: str) -> None:
         os.remove(os.path.join(models, f"rank{r}.pt"))
 
 
-EPOCHS = {"train#trainer#max_epochs": 1}
+EPOCHS = {"train#trainer#max_epochs": 1, "pairs_per_epoch": 2}
 
 
 @pytest.mark.parametrize(
@@ -92,8 +92,18 @@ EPOCHS = {"train#trainer#max_epochs": 1}
             "diffusereg",
             "acdc_demo",
             [
-                (["train_bootstrap.json", "quick.json"], {"bootstrap_epochs": 1}, "bootstrap.pt", "bootstrap_state.pt"),
-                (["train.json", "quick.json"], {"max_epochs": 1, "sampling_steps": 2}, "model.pt", "training_state.pt"),
+                (
+                    ["train_bootstrap.json", "quick.json"],
+                    {"bootstrap_epochs": 1, "pairs_per_epoch": 2},
+                    "bootstrap.pt",
+                    "bootstrap_state.pt",
+                ),
+                (
+                    ["train.json", "quick.json"],
+                    {"max_epochs": 1, "pairs_per_epoch": 2, "sampling_steps": 2},
+                    "model.pt",
+                    "training_state.pt",
+                ),
             ],
         ),
     ],

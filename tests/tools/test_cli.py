@@ -66,9 +66,8 @@ def test_affine_benchmark_table_shows_the_alignment_helping(capsys, tmp_path):
 
 
 def test_accuracy_benchmark_quick_run_writes_the_table(brain_demo, tmp_path):
-    """The smoke run: one pair, a random-weight MIDIR with 3 refinement steps; the table has every row and column
-    (the figures themselves are measured by the full run, not here)."""
-    import json
+    """The smoke run: one test pair of a data set in the OASIS layout, a random-weight MIDIR with 3 refinement
+    steps; the table has every row and column (the figures themselves are measured by the full run, not here)."""
     import os
 
     import torch
@@ -81,18 +80,14 @@ def test_accuracy_benchmark_quick_run_writes_the_table(brain_demo, tmp_path):
     parser = inference_parser([os.path.join(folder, "configs", c) for c in ("inference.json", "quick.json")])
     parser.update({"bundle_root": folder})
     torch.save(parser.get_parsed_content("network_def").state_dict(), tmp_path / "midir.pt")
-    subject = os.path.join(brain_demo, "OASIS_OAS1_{:04d}_MR1", "{}")
-    pair = {
-        f"{role}{kind}": subject.format(number, name)
-        for role, number in (("fixed", 13), ("moving", 14))
-        for kind, name in (("", "aligned_norm.nii.gz"), ("_label", "aligned_seg35.nii.gz"))
-    }
-    (tmp_path / "pairs.json").write_text(json.dumps({"testing": [pair]}))
     benchmark_accuracy.accuracy(
         bundles={"midir": str(tmp_path / "midir.pt")},
         configs="quick.json",
         refine=(3,),
-        datalist=str(tmp_path / "pairs.json"),
+        pairs=1,
+        dataset_dir=brain_demo,
+        layout="oasis",
+        label_groups={"cortex": [1, 2], "WM": [3, 4]},
         ants_python=str(tmp_path / "no-python"),
         hd95=False,
         out=str(tmp_path / "table"),
@@ -102,4 +97,5 @@ def test_accuracy_benchmark_quick_run_writes_the_table(brain_demo, tmp_path):
     for method in ("identity (headers)", "affine only", "midir", "midir + refine 3"):
         assert f"| {method} |" in table
     rows = (tmp_path / "table" / "accuracy.csv").read_text().splitlines()
-    assert rows[0] == "method,dice,hd95_mm,njd_percent,sdlogj,seconds" and len(rows) == 5
+    assert rows[0] == "method,dice,dice_cortex,dice_WM,hd95_mm,njd_percent,sdlogj,seconds" and len(rows) == 5
+    assert f"1 pairs ({brain_demo} (oasis))" in table
