@@ -25,13 +25,16 @@ _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def find_bundle(name: str) -> str:
-    """Folder of bundle ``name``: ``./bundles/<name>``, ``./<name>``, or this repository's ``bundles/<name>``."""
-    for root in (os.path.join(os.getcwd(), "bundles"), os.getcwd(), os.path.join(_REPO, "bundles")):
-        folder = os.path.join(root, name)
-        if os.path.isfile(os.path.join(folder, "configs", "inference.json")):
-            return os.path.abspath(folder)
-    known = sorted(os.listdir(os.path.join(_REPO, "bundles"))) if os.path.isdir(os.path.join(_REPO, "bundles")) else []
-    raise ValueError(f"unknown bundle {name!r}: no {name}/configs/inference.json found; known bundles: {known}")
+    """Folder of bundle ``name`` (:func:`common.bundle.bundle_root`); an unknown name is a ``ValueError`` listing
+    the known bundles."""
+    from common.bundle import bundle_root
+
+    try:
+        return bundle_root(name)
+    except FileNotFoundError:
+        folder = os.path.join(_REPO, "bundles")
+        known = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+        raise ValueError(f"unknown bundle {name!r}: no bundle of that name found; known bundles: {known}") from None
 
 
 def _parser(bundle: str, configs, overrides: dict):

@@ -8,11 +8,22 @@ import os
 __all__ = ["bundle_root", "inference_parser", "train_parser"]
 
 
+_REPO_BUNDLES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "bundles")
+
+
 def bundle_root(name: str) -> str:
-    """The folder of bundle ``name``: the working directory when it is that bundle (a downloaded bundle), else
-    ``./bundles/<name>`` (the repository root) or ``./<name>`` (the folder above a downloaded bundle)."""
+    """The folder of bundle ``name`` (the one way to find a bundle, for configs and the ``regzoo`` command): the
+    working directory when it is that bundle (a downloaded bundle), else ``./bundles/<name>`` (the repository
+    root), ``./<name>`` (the folder above a downloaded bundle), or the ``bundles/<name>`` of the repository this
+    package is installed from."""
     here = os.getcwd()
-    for candidate in (here, os.path.join(here, "bundles", name), os.path.join(here, name)):
+    candidates = (
+        here,
+        os.path.join(here, "bundles", name),
+        os.path.join(here, name),
+        os.path.join(_REPO_BUNDLES, name),
+    )
+    for candidate in candidates:
         meta = os.path.join(candidate, "configs", "metadata.json")
         if os.path.isfile(meta):
             with open(meta, encoding="utf-8") as f:
