@@ -2,10 +2,12 @@
 (``common.realscan.register_pair``: network grid, affine, network, refinement, outputs written), beside ANTs SyN.
 
 Rows: the headers alone (identity), the affine stage alone, each given bundle, each bundle + refinement of each
-given number of steps, and ANTs SyN (``antspyx``: ``ants.registration(type_of_transform="SyN")``, its own affine
-stage included) where a Python with ``antspyx`` is found. Columns: Dice mean over the labels present in both maps,
+given number of steps, and the classical peers where a Python that has them is found (each in its own process, so
+its numpy / ITK pins never meet ours): ANTs SyN (``antspyx``: ``ants.registration(type_of_transform="SyN")``, its
+own affine stage included) and elastix (``itk-elastix``: its default affine then B-spline parameter maps, Mattes
+mutual information, 4 resolutions, 10 mm final grid). Columns: Dice mean over the labels present in both maps,
 Dice of each label group of the data (the union of the group's labels), HD95 (mm, mean over labels), NJD % and
-SDlogJ of the whole map, and seconds per pair (everything from reading the files to the written outputs; ANTs:
+SDlogJ of the whole map, and seconds per pair (everything from reading the files to the written outputs; peers:
 reading, registration and label resampling).
 
 Pairs: the demo brains (phantoms, 2 mm), ``data="mni"`` (real anatomy: subjects of the MNI ICBM152 2009 template,
@@ -46,6 +48,46 @@ for pair in json.load(open(sys.argv[1])):
     out.append({"seconds": seconds})
 json.dump(out, open(sys.argv[2], "w"))
 """
+
+_ELASTIX_BSPLINE = r"""
+import json, os, sys, time
+import itk
+out = []
+for pair in json.load(open(sys.argv[1])):
+    start = time.perf_counter()
+    fixed, moving = itk.imread(pair["fixed"], itk.F), itk.imread(pair["moving"], itk.F)
+    maps = itk.ParameterObject.New()
+    maps.AddParameterMap(maps.GetDefaultParameterMap("affine"))
+    maps.AddParameterMap(maps.GetDefaultParameterMap("bspline"))
+    _, transform = itk.elastix_registration_method(fixed, moving, parameter_object=maps, log_to_console=False)
+    for index in range(transform.GetNumberOfParameterMaps()):
+        transform.SetParameter(index, "FinalBSplineInterpolationOrder", "0")
+    label = itk.transformix_filter(itk.imread(pair["moving_label"], itk.F), transform)
+    seconds = time.perf_counter() - start
+    itk.imwrite(label, os.path.join(pair["out"], "warped_label.nii.gz"))
+    _, det = itk.transformix_jacobian(moving, transform)
+    itk.imwrite(det, os.path.join(pair["out"], "jacobian.nii.gz"))
+    out.append({"seconds": seconds})
+json.dump(out, open(sys.argv[2], "w"))
+"""
+
+#: peer row -> (name in ``peers``, what its Python must run, its script, the variable naming that Python)
+_PEERS = {
+    "ANTs SyN (antspyx)": ("ants", "import ants", _ANTS_SYN, "REGZOO_ANTS_PYTHON"),
+    "elastix affine + B-spline (itk-elastix)": (
+        "elastix",
+        "from itk import ElastixRegistrationMethod",
+        _ELASTIX_BSPLINE,
+        "REGZOO_ELASTIX_PYTHON",
+    ),
+}
+
+
+def _names(value) -> set[str]:
+    """``"ants,elastix"``, ``["ants"]``, ``"none"`` ... as a set of lower-case names."""
+    if isinstance(value, str):
+        value = value.split(",")
+    return {str(v).strip().lower() for v in value or () if str(v).strip()}
 
 
 class _Identity:
@@ -113,22 +155,25 @@ def _cases(data: str, data_dir: str, dataset_dir, layout: str, datalist, key: st
     return all_pairs(oasis_split(root, "testing", 0.15, 0.25))[:pairs], BRAIN_PHANTOM_GROUPS, description
 
 
-def _bundle_rows(bundles: dict, configs, refine_steps, device):
+def _bundle_rows(bundles: dict, configs, refine_steps, refine_levels, device):
     from regzoo.register import _load_network, _parser, _refinement
 
     for name, checkpoint in bundles.items():
         parser = _parser(name, configs, {"checkpoint": checkpoint, "device": f"$torch.device('{device}')"})
         network = _load_network(parser, device)
         stage = parser.get_parsed_content("real_scan")
-        for steps in [0, *[int(s) for s in refine_steps if int(s) > 0]]:
-            label = name if steps == 0 else f"{name} + refine {steps}"
-            yield label, stage, network, _refinement(name, configs, steps, 0.05)
+        yield name, stage, network, None
+        for steps in [int(s) for s in refine_steps if int(s) > 0]:
+            for levels in refine_levels:
+                label = f"{name} + refine {steps}" + ("" if levels == 1 else f" ({levels} levels)")
+                yield label, stage, network, _refinement(name, configs, steps, 0.05, levels)
 
 
 def accuracy(
     bundles: str | dict | None = None,
     configs=None,
     refine=(50,),
+    refine_levels=(1,),
     pairs: int = 12,
     datalist: str | None = None,
     key: str = "testing",
@@ -142,6 +187,8 @@ def accuracy(
     dataset_dir: str | None = None,
     layout: str = "oasis",
     label_groups: str | dict | None = None,
+    elastix_python: str | None = None,
+    peers=("ants", "elastix"),
 ) -> None:
     """Print (and write to ``out`` as ``accuracy.md`` / ``accuracy.csv``) the table of the module docstring.
 
@@ -149,6 +196,7 @@ def accuracy(
         bundles: ``{"bundle": "checkpoint.pt", ...}`` (JSON or a dict); none: the identity and affine rows only.
         configs: overlays stacked on each bundle's configs (e.g. ``quick.json`` for quick-trained checkpoints).
         refine: refinement steps, one row per value and bundle (0 or empty: no refinement rows).
+        refine_levels: the refinement's resolution levels, one row per value (default 1, as ``regzoo register``).
         pairs: how many pairs (the test subjects' pairs, in order).
         datalist, key: your pairs instead of the demo brains (labels required).
         data: ``demo`` (brain phantoms) or ``mni`` (template subjects; needs ``pip install nilearn``).
@@ -157,15 +205,23 @@ def accuracy(
         label_groups: ``{"name": [labels], ...}`` (JSON or a dict), one Dice column each; default: the data's own
             groups (demo brains: cortex, WM, subcortical, cerebellum; template: GM, WM; ACDC: LV, Myo, RV, ...).
         ants_python: a Python with ``antspyx`` (default: ``$REGZOO_ANTS_PYTHON``, then ``python3``).
+        elastix_python: a Python with ``itk-elastix`` (default: ``$REGZOO_ELASTIX_PYTHON``, then the ANTs Python,
+            then ``python3``).
+        peers: which peer rows to run (``ants``, ``elastix``; default both, where found; ``none``: no peers).
     """
     import torch
 
     from common.realscan import RealScanStage, register_pair
-    from regzoo.benchmark_affine import _find_ants
+    from regzoo.benchmark_affine import find_python
 
+    wanted = _names(peers)
+    unknown = wanted - {key for key, *_ in _PEERS.values()} - {"none"}
+    if unknown:
+        raise ValueError(f"peers must be among ants, elastix (or none), got {', '.join(sorted(unknown))}")
     torch.set_num_threads(threads)
     bundles = json.loads(bundles) if isinstance(bundles, str) else dict(bundles or {})
     refine = [refine] if isinstance(refine, (int, str)) else list(refine or [])
+    refine_levels = [int(refine_levels)] if isinstance(refine_levels, (int, str)) else [int(n) for n in refine_levels]
     work = tempfile.mkdtemp(prefix="regzoo-accuracy-")
     cases, groups, described = _cases(data, data_dir or work, dataset_dir, layout, datalist, key, pairs)
     if label_groups:
@@ -173,12 +229,16 @@ def accuracy(
     cases = [c for c in cases if c.get("fixed_label") and c.get("moving_label")]
     if not cases:
         raise ValueError("benchmark accuracy needs pairs with fixed_label and moving_label")
-    python = _find_ants(ants_python)
+    given = {"ants": ants_python, "elastix": elastix_python}
+    found = {}  # peer row -> the Python that has it (None: not found)
+    for name, (key, check, _, variable) in _PEERS.items():
+        if key in wanted:
+            found[name] = find_python(check, [given[key], os.environ.get(variable), *found.values(), "python3"])
     size = tuple(int(n) for n in np.asarray(__import__("nibabel").load(cases[0]["fixed"]).shape[:3]))
     methods = [
         ("identity (headers)", RealScanStage(spatial_size=size, affine="none"), _Identity(), None),
         ("affine only", RealScanStage(spatial_size=size, affine="affine"), _Identity(), None),
-        *_bundle_rows(bundles, configs, refine, device),
+        *_bundle_rows(bundles, configs, refine, refine_levels, device),
     ]
     rows = []
     for label, stage, network, refinement in methods:
@@ -190,22 +250,13 @@ def accuracy(
             seconds.append(time.perf_counter() - start)
             scores.append(_scores(folder, pair, hd95, groups))
         rows.append(_summary(label, scores, seconds))
-    if python:
-        jobs = [{**pair, "out": os.path.join(work, f"ants_{i}")} for i, pair in enumerate(cases)]
-        for job in jobs:
-            os.makedirs(job["out"], exist_ok=True)
-        spec, result = os.path.join(work, "ants_pairs.json"), os.path.join(work, "ants_seconds.json")
-        with open(spec, "w", encoding="utf-8") as f:
-            json.dump(jobs, f)
-        env = {**os.environ, "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
-        subprocess.run([python, "-c", _ANTS_SYN, spec, result], check=True, env=env, timeout=7200)
-        with open(result, encoding="utf-8") as f:
-            timings = [r["seconds"] for r in json.load(f)]
-        rows.append(_summary("ANTs SyN (antspyx)", [_scores(j["out"], j, hd95, groups) for j in jobs], timings))
+    for name, python in found.items():
+        if python:
+            rows.append(_peer_row(name, python, cases, work, threads, hd95, groups))
     header = (
         f"regzoo benchmark accuracy: {len(cases)} pairs ({described}); "
         f"{platform.node()} ({platform.processor() or platform.machine()}), {device}, {threads} threads, "
-        f"torch {torch.__version__}; peers: {'ANTs (antspyx via ' + python + ')' if python else 'ANTs not found'}; "
+        f"torch {torch.__version__}; peers: {_found(found)}; "
         f"bundle configs: {configs or 'inference.json'}"
     )
     columns = ["method", "dice", *[f"dice_{g}" for g in groups or {}], "hd95_mm", "njd_percent", "sdlogj", "seconds"]
@@ -222,6 +273,29 @@ def accuracy(
             writer = csv.DictWriter(f, fieldnames=columns, restval="")
             writer.writeheader()
             writer.writerows(rows)
+
+
+def _peer_row(name: str, python: str, cases: list, work: str, threads: int, hd95: bool, groups) -> dict:
+    """The row of the peer ``name`` (``_PEERS``): its script run by ``python`` on every pair, then scored here."""
+    key, _, script, _ = _PEERS[name]
+    jobs = [{**pair, "out": os.path.join(work, f"{key}_{i}")} for i, pair in enumerate(cases)]
+    for job in jobs:
+        os.makedirs(job["out"], exist_ok=True)
+    spec, result = os.path.join(work, f"{key}_pairs.json"), os.path.join(work, f"{key}_seconds.json")
+    with open(spec, "w", encoding="utf-8") as f:
+        json.dump(jobs, f)
+    env = {**os.environ, "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
+    subprocess.run([python, "-c", script, spec, result], check=True, env=env, timeout=7200)
+    with open(result, encoding="utf-8") as f:
+        timings = [r["seconds"] for r in json.load(f)]
+    return _summary(name, [_scores(j["out"], j, hd95, groups) for j in jobs], timings)
+
+
+def _found(found: dict) -> str:
+    """The header's peers: each asked-for peer with the Python it runs in, or "not found"."""
+    if not found:
+        return "none asked for"
+    return "; ".join(f"{name} via {python}" if python else f"{name} not found" for name, python in found.items())
 
 
 def _summary(label: str, scores: list[dict], seconds: list[float]) -> dict:

@@ -72,16 +72,21 @@ def _dice(moving_label, moving_affine, fixed_label, fixed_affine, matrix) -> flo
     return dice_row(warped[None], fixed_label[None], per_label=False)["dice_mean"]
 
 
-def _find_ants(ants_python: str | None) -> str | None:
-    candidates = [ants_python, os.environ.get("REGZOO_ANTS_PYTHON"), "python3"]
-    for python in [c for c in candidates if c]:
+def find_python(check: str, candidates) -> str | None:
+    """The first of ``candidates`` (Python executables; ``None`` skipped) that runs ``check`` (an import statement),
+    else ``None``."""
+    for python in dict.fromkeys(c for c in candidates if c):
         try:
-            found = subprocess.run([python, "-c", "import ants"], capture_output=True, timeout=120).returncode == 0
+            found = subprocess.run([python, "-c", check], capture_output=True, timeout=120).returncode == 0
         except (OSError, subprocess.TimeoutExpired):
             found = False
         if found:
             return python
     return None
+
+
+def _find_ants(ants_python: str | None) -> str | None:
+    return find_python("import ants", [ants_python, os.environ.get("REGZOO_ANTS_PYTHON"), "python3"])
 
 
 def affine(

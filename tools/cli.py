@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import signal
 import sys
 
 import fire
 
+from common.bundle.values import flag, optional
 from common.data.files import DataError
 from common.data.phantoms import ensure_demo_data
 
@@ -57,23 +60,52 @@ def _stop(signum, frame) -> None:
     raise SystemExit(128 + signum)
 
 
+def typed(command):
+    """``command`` with the values fire passes read as typed: a switch (a ``bool`` default) through
+    ``common.bundle.values.flag`` (fire passes ``--overwrite false`` as the string "false", which is true), an
+    optional value (a ``None`` default) through ``optional`` (``--checkpoint null`` means none). Fire still reads
+    the original signature and docstring (``functools.wraps``)."""
+    parameters = inspect.signature(command).parameters
+    switches = [n for n, p in parameters.items() if isinstance(p.default, bool)]
+    optionals = [n for n, p in parameters.items() if p.default is None and p.kind is not p.VAR_KEYWORD]
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        bound = inspect.signature(command).bind(*args, **kwargs)
+        for name in switches:
+            if name in bound.arguments:
+                bound.arguments[name] = flag(bound.arguments[name], f"--{name}")
+        for name in optionals:
+            if name in bound.arguments:
+                bound.arguments[name] = optional(bound.arguments[name])
+        return command(*bound.args, **bound.kwargs)
+
+    return run
+
+
+def _typed_commands(commands: dict) -> dict:
+    return {k: _typed_commands(v) if isinstance(v, dict) else typed(v) for k, v in commands.items()}
+
+
 #: ``regzoo <name> [<name>]`` -> the function it runs (fire turns the function's arguments into flags)
-COMMANDS = {
-    "benchmark": {
-        "accuracy": benchmark_accuracy.accuracy,
-        "affine": benchmark_affine.affine,
-        "diffusemorph": benchmark.diffusemorph,
-        "diffusereg": benchmark.diffusereg,
-        "nmi": benchmark.nmi,
-        "registration": benchmark.registration,
-        "transmorph": benchmark.transmorph,
-    },
-    "fetch": fetch,
-    "make-demo-data": make_demo_data,
-    "monailabel-app": monailabel_app,
-    "package": package,
-    "register": register,
-}
+COMMANDS = _typed_commands(
+    {
+        "benchmark": {
+            "accuracy": benchmark_accuracy.accuracy,
+            "affine": benchmark_affine.affine,
+            "diffusemorph": benchmark.diffusemorph,
+            "diffusereg": benchmark.diffusereg,
+            "nmi": benchmark.nmi,
+            "registration": benchmark.registration,
+            "transmorph": benchmark.transmorph,
+        },
+        "fetch": fetch,
+        "make-demo-data": make_demo_data,
+        "monailabel-app": monailabel_app,
+        "package": package,
+        "register": register,
+    }
+)
 
 
 def main() -> None:

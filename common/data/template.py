@@ -18,8 +18,9 @@ import os
 import nibabel as nib
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from ..spatial.physical import resample_affine
+from ..spatial.warp import identity_grid, warp, warp_label
 from .files import DataError
 
 __all__ = ["MNI_LABELS", "MNI_GROUPS", "template_files", "template_volumes", "write_template_subjects"]
@@ -74,24 +75,13 @@ def template_volumes(size) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
     spacing = float(max(e / n for e, n in zip(extent, size)))
     out_affine = np.diag([spacing, spacing, spacing, 1.0])
     out_affine[:3, 3] = centre - spacing * (np.asarray(size) - 1) / 2
-    # grid points of the output in the template's voxel indices, normalised for grid_sample (x, y, z reversed)
-    ijk = np.stack(np.meshgrid(*[np.arange(n) for n in size], indexing="ij"), -1).reshape(-1, 3)
-    world = nib.affines.apply_affine(out_affine, ijk)
-    src = nib.affines.apply_affine(np.linalg.inv(affine), world)
-    shape = np.asarray(volumes["t1"].shape, dtype=np.float64)
-    norm = torch.from_numpy((2 * src / (shape - 1) - 1).astype(np.float32)).reshape(*size, 3)
-    sample = {k: _sample(v, norm) for k, v in volumes.items()}
+    sample = {k: resample_affine(v[None], affine, out_affine, size)[0] for k, v in volumes.items()}
     tissue = torch.where(sample["wm"] > sample["gm"], 1, 0)
     brain = torch.maximum(sample["gm"], sample["wm"]) >= 0.5
-    sector = (world[:, 0] >= 0) * 4 + (world[:, 1] < -18) * 2 + (world[:, 2] < 18)
-    labels = (1 + 2 * torch.from_numpy(sector.reshape(size)) + tissue) * brain
+    world = nib.affines.apply_affine(out_affine, np.stack(np.meshgrid(*map(np.arange, size), indexing="ij"), -1))
+    sector = (world[..., 0] >= 0) * 4 + (world[..., 1] < -18) * 2 + (world[..., 2] < 18)
+    labels = (1 + 2 * torch.from_numpy(sector) + tissue) * brain
     return sample["t1"].clamp(0, 1), labels.to(torch.uint8), out_affine
-
-
-def _sample(volume: torch.Tensor, norm: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
-    """``volume`` (X, Y, Z) at normalised points ``norm`` (..., 3 in x, y, z order), zero outside."""
-    grid = norm.flip(-1)[None]  # grid_sample reads (z, y, x) for a (D, H, W) = (X, Y, Z) volume
-    return F.grid_sample(volume[None, None], grid, mode=mode, padding_mode="zeros", align_corners=True)[0, 0]
 
 
 def write_template_subjects(out: str, subjects: int = 10, seed: int = 0, size=(80, 96, 112)) -> list[str]:
@@ -104,9 +94,11 @@ def write_template_subjects(out: str, subjects: int = 10, seed: int = 0, size=(8
     folders = []
     for index in range(subjects):
         rng = np.random.default_rng([seed, 2000 + index])
-        q = random_brain_map(rng, size).permute(1, 2, 3, 0)  # template points, normalised over the grid
-        image = _sample(t1, q)
-        label = _sample(labels.float(), q, mode="nearest").to(torch.uint8)
+        q = random_brain_map(rng, size)  # template points, normalised over the grid
+        half = torch.tensor([(n - 1) / 2 for n in size]).view(3, 1, 1, 1)
+        ddf = ((q + 1) * half - identity_grid(size))[None]  # the same map as a DDF in voxels
+        image = warp(t1[None, None], ddf, padding_mode="zeros")[0, 0]
+        label = warp_label(labels[None, None], ddf)[0, 0].to(torch.uint8)
         gamma = float(rng.uniform(0.8, 1.25))
         bias = 1 + 0.1 * _smooth_noise(rng, size, (3, 3, 3))
         image = _rician(image.clamp(0, 1) ** gamma * bias, 0.02, rng).clamp(0, 1) * (image > 0)

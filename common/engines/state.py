@@ -9,6 +9,7 @@ import os
 
 import torch
 from ignite.engine import Engine, Events
+from ignite.handlers import Checkpoint
 
 from ..atomic import atomic_path
 
@@ -60,10 +61,12 @@ class TrainingStateSaver:
 class ResumeTraining:
     """Resume training from the state :class:`TrainingStateSaver` wrote to ``path``, when there is one.
 
-    The state is loaded with MONAI's ``CheckpointLoader`` into ``objects`` (the saver's ``objects``). A state
-    whose run record differs from ``run`` (other data folder, grid or spacing) is refused with a one-line error
-    naming the file and the difference: resuming it would continue, or end at once, a run on other data. A state
-    without a record (written before records existed) is resumed.
+    The state is read once and loaded into ``objects`` (the saver's ``objects``) when the engine starts, as MONAI's
+    ``CheckpointLoader`` does (``ignite.handlers.Checkpoint.load_objects``; the configured ``max_epochs`` is kept,
+    so a finished run can be continued by raising it). A state whose run record differs from ``run`` (other data
+    folder, grid or spacing) is refused with a one-line error naming the file and the difference: resuming it would
+    continue, or end at once, a run on other data. A state without a record (written before records existed) is
+    resumed.
     """
 
     def __init__(self, path: str, objects: dict, run: dict | None = None, map_location=None) -> None:
@@ -72,14 +75,15 @@ class ResumeTraining:
     def attach(self, engine: Engine) -> None:
         if not os.path.isfile(self.path):
             return
-        from monai.handlers import CheckpointLoader
-
         try:
-            saved = torch.load(self.path, map_location="cpu", weights_only=True).get(RUN_KEY)
+            state = torch.load(self.path, map_location=self.map_location, weights_only=True)
         except Exception as err:  # a damaged file: name it rather than fail inside ignite
             raise ValueError(
                 f"{self.path}: not a readable training state ({type(err).__name__}); move it away"
             ) from None
+        if not isinstance(state, dict):
+            raise ValueError(f"{self.path}: not a training state (a {type(state).__name__}); move it away")
+        saved = state.get(RUN_KEY)
         if saved is not None and self.run is not None and saved != self.run:
             changed = "; ".join(
                 f"{key} {saved.get(key)!r}, now {value!r}" for key, value in self.run.items() if saved.get(key) != value
@@ -88,4 +92,16 @@ class ResumeTraining:
                 f"{self.path}: the training state of another run ({changed}); resuming it would not train on this "
                 f"run's data: move it away, or pass --ckpt_dir <another folder> to train afresh"
             )
-        CheckpointLoader(load_path=self.path, load_dict=self.objects, map_location=self.map_location).attach(engine)
+        missing = [name for name in self.objects if name not in state]
+        if missing:
+            raise ValueError(f"{self.path}: a training state without {', '.join(missing)}; move it away")
+        engine.add_event_handler(Events.STARTED, self._load, state)
+
+    def _load(self, engine: Engine, state: dict) -> None:
+        configured = engine.state.max_epochs
+        Checkpoint.load_objects(to_load=self.objects, checkpoint=state)
+        if configured is not None and engine.state.epoch > configured:
+            raise ValueError(
+                f"{self.path}: the training state is at epoch {engine.state.epoch}, past max_epochs {configured}"
+            )
+        engine.state.max_epochs = configured

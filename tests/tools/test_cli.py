@@ -1,6 +1,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from regzoo import benchmark
 
 
@@ -65,7 +67,7 @@ def test_affine_benchmark_table_shows_the_alignment_helping(capsys, tmp_path):
     assert float(rows["regzoo affine (torch)"][3]) > float(rows["headers"][3]) + 0.2
 
 
-def test_accuracy_benchmark_quick_run_writes_the_table(brain_demo, tmp_path):
+def test_accuracy_benchmark_quick_run_writes_the_table(brain_demo, tmp_path, monkeypatch):
     """The smoke run: one test pair of a data set in the OASIS layout, a random-weight MIDIR with 3 refinement
     steps; the table has every row and column (the figures themselves are measured by the full run, not here)."""
     import os
@@ -80,6 +82,8 @@ def test_accuracy_benchmark_quick_run_writes_the_table(brain_demo, tmp_path):
     parser = inference_parser([os.path.join(folder, "configs", c) for c in ("inference.json", "quick.json")])
     parser.update({"bundle_root": folder})
     torch.save(parser.get_parsed_content("network_def").state_dict(), tmp_path / "midir.pt")
+    for variable in ("REGZOO_ANTS_PYTHON", "REGZOO_ELASTIX_PYTHON"):
+        monkeypatch.delenv(variable, raising=False)
     benchmark_accuracy.accuracy(
         bundles={"midir": str(tmp_path / "midir.pt")},
         configs="quick.json",
@@ -99,3 +103,33 @@ def test_accuracy_benchmark_quick_run_writes_the_table(brain_demo, tmp_path):
     rows = (tmp_path / "table" / "accuracy.csv").read_text().splitlines()
     assert rows[0] == "method,dice,dice_cortex,dice_WM,hd95_mm,njd_percent,sdlogj,seconds" and len(rows) == 5
     assert f"1 pairs ({brain_demo} (oasis))" in table
+    assert "ANTs SyN (antspyx) not found" in table and "elastix affine + B-spline (itk-elastix) not found" in table
+    with pytest.raises(ValueError, match="peers must be among ants, elastix"):
+        benchmark_accuracy.accuracy(pairs=1, dataset_dir=brain_demo, peers="ants,niftyreg", out=str(tmp_path / "x"))
+
+
+def test_switches_and_nulls_typed_on_the_command_line_mean_what_they_say(tmp_path):
+    """fire passes ``--overwrite false`` as the string "false" (true): every command reads its switches and optional
+    values through ``common.bundle.values`` (``regzoo.cli.typed``)."""
+    from regzoo.cli import typed
+
+    def command(out: str, overwrite: bool = False, checkpoint: str | None = None):
+        return out, overwrite, checkpoint
+
+    assert typed(command)("x", overwrite="false", checkpoint="null") == ("x", False, None)
+    assert typed(command)("x", "True", "m.pt") == ("x", True, "m.pt")
+    with pytest.raises(ValueError, match="--overwrite: expected true or false, got 'maybe'"):
+        typed(command)("x", overwrite="maybe")
+    target = tmp_path / "demo"
+    done = subprocess.run(
+        [sys.executable, "-m", "regzoo.cli", "make-demo-data", "--kind", "oasis", "--out", str(target)]
+        + ["--overwrite", "maybe"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and done.stderr.strip() == (
+        "regzoo: error: --overwrite: expected true or false, got 'maybe'"
+    )
+    assert not target.exists()
+    shown = subprocess.run([sys.executable, "-m", "regzoo.cli", "register", "--help"], capture_output=True, text=True)
+    assert "--refine_levels" in shown.stderr and "--overwrite" in shown.stderr  # fire still reads the signature

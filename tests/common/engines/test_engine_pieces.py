@@ -212,6 +212,11 @@ def test_training_resumes_only_into_the_same_run(tmp_path):
     again.run([torch.ones(1, 1)] * 3, max_epochs=2)
     assert again.state.epoch == 2 and network2.weight.item() == pytest.approx(weight)
 
+    longer, network5, _, pieces5 = _training(demo)  # max_epochs raised: one more epoch from the saved state
+    pieces5(path)[0].attach(longer)
+    longer.run([torch.ones(1, 1)] * 3, max_epochs=3)
+    assert longer.state.epoch == 3 and network5.weight.item() != pytest.approx(weight)
+
     for changed, said in [
         ({"data": "/data/ACDC"}, "data '"),
         ({"image_size": [128, 128, 32]}, "image_size [64, 64, 16], now [128"),

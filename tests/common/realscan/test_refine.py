@@ -62,8 +62,16 @@ def _networks():
     }
 
 
-@pytest.mark.parametrize("kind", ["control_points", "velocity", "residual_svf", "residual"])
-def test_refinement_recovers_a_known_smooth_deformation(pair, kind):
+@pytest.mark.parametrize(  # the velocity parameterisation runs on the network grid only (refine.py)
+    "kind, levels",
+    [
+        (k, n)
+        for k in ("control_points", "velocity", "residual_svf", "residual")
+        for n in (1, 2)
+        if (k, n) != ("velocity", 2)
+    ],
+)
+def test_refinement_recovers_a_known_smooth_deformation(pair, kind, levels):
     inputs, truth = pair
     network, reg_on = _networks()[kind]
     assert refinement_kind(network) == kind
@@ -71,7 +79,7 @@ def test_refinement_recovers_a_known_smooth_deformation(pair, kind):
         ddf = network(inputs)[0]
         inverse = ddf.clone() if kind == "residual_svf" else None
     loss = RegistrationLoss(nn.MSELoss(), regulariser=GradientRegulariser(), reg_weight=0.01, reg_on=reg_on)
-    refine = Refinement(loss, steps=80, lr=0.15, coarse=2)
+    refine = Refinement(loss, steps=80, lr=0.15, coarse=2, levels=levels)  # levels 2: 60 steps at half size
     refined, refined_inverse = refine(network, inputs, ddf, inverse)
     inner = (slice(None), slice(4, -4), slice(4, -4), slice(4, -4))
     before = (ddf - truth)[inner].norm(dim=0).mean()
@@ -83,6 +91,17 @@ def test_refinement_recovers_a_known_smooth_deformation(pair, kind):
         assert refined_inverse is not None
         round_trip = compose(refined_inverse[None], refined[None])[0][inner].norm(dim=0).mean()
         assert round_trip < 0.2 * float(refined[inner].norm(dim=0).mean())
+
+
+def test_coarse_to_fine_splits_the_steps_and_halves_the_grids():
+    from common.realscan.refine import downsample, level_size, level_steps
+
+    assert level_steps(20, 1) == [20] and level_steps(20, 2) == [15, 5] and level_steps(20, 3) == [8, 7, 5]
+    assert sum(level_steps(7, 3)) == 7 and level_steps(1, 3) == [1]
+    assert level_size((80, 96, 112), 1) == (40, 48, 56) and level_size((81, 9, 4), 1) == (41, 8, 4)
+    ramp = torch.linspace(0, 1, 33).view(1, 1, 33, 1).expand(1, 1, 33, 9).clone()
+    half = downsample(ramp, (17, 5))  # a linear ramp stays the same ramp on the corner-aligned half grid
+    torch.testing.assert_close(half[0, 0, 1:-1, 2], torch.linspace(0, 1, 17)[1:-1], atol=1e-6, rtol=0)
 
 
 def test_zero_steps_return_the_prediction_unchanged(pair):
