@@ -11,8 +11,10 @@ What is optimised depends on the method (:func:`refinement_kind`):
   start) composed with the prediction, ``phi_net o exp(w)``; diffeomorphic, inverse ``exp(-w) o phi_net^-1``.
 - ``"residual"`` (plain displacement methods): a displacement residual added to the prediction.
 
-While optimising, ``exp`` is integrated on a grid halved per axis and resized back (VoxelMorph's ``int_downsize``);
-the refined field returned is ``exp`` on the network grid, as the method's own transform.
+While optimising, ``exp`` of the control-point and residual velocities is integrated on a grid halved per axis and
+resized back (VoxelMorph's ``int_downsize``); the refined field returned is ``exp`` on the network grid, as the
+method's own transform. The velocity parameterisation (a dense field on the network grid) is integrated there
+throughout: downsampled, only a subset of its voxels would receive gradients.
 
 Fields are DDFs in voxel units on the network grid (DESIGN.md). Residuals may live on a coarser grid
 (``coarse``: factor per axis), resized to the network grid at every step (smoother, faster).
@@ -22,8 +24,7 @@ fewer voxels each), where the field is integrated and the loss evaluated; the la
 Not the default: on MIDIR quick's 48 x 48 x 64 grid a coarse step cost 0.13 s against 0.17 s on the network grid
 (the dense B-spline and Adam do not shrink), and 2 levels lost 0.025 Dice on the template benchmark (README). The
 parameter is the same at every level (one optimiser), only the grid it is evaluated on changes. The velocity
-parameterisation (a dense field on the network grid) always runs on the network grid: downsampled, only a subset
-of its voxels would receive gradients.
+parameterisation runs on the network grid only.
 """
 
 from __future__ import annotations
