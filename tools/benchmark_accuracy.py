@@ -21,13 +21,14 @@ import csv
 import json
 import os
 import platform
-import subprocess
 import tempfile
 import time
 
 import numpy as np
 
 from common.atomic import atomic_open
+
+from .benchmark_affine import find_python, run_peer
 
 __all__ = ["accuracy"]
 
@@ -212,7 +213,6 @@ def accuracy(
     import torch
 
     from common.realscan import RealScanStage, register_pair
-    from regzoo.benchmark_affine import find_python
 
     wanted = _names(peers)
     unknown = wanted - {key for key, *_ in _PEERS.values()} - {"none"}
@@ -281,13 +281,7 @@ def _peer_row(name: str, python: str, cases: list, work: str, threads: int, hd95
     jobs = [{**pair, "out": os.path.join(work, f"{key}_{i}")} for i, pair in enumerate(cases)]
     for job in jobs:
         os.makedirs(job["out"], exist_ok=True)
-    spec, result = os.path.join(work, f"{key}_pairs.json"), os.path.join(work, f"{key}_seconds.json")
-    with open(spec, "w", encoding="utf-8") as f:
-        json.dump(jobs, f)
-    env = {**os.environ, "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
-    subprocess.run([python, "-c", script, spec, result], check=True, env=env, timeout=7200)
-    with open(result, encoding="utf-8") as f:
-        timings = [r["seconds"] for r in json.load(f)]
+    timings = [r["seconds"] for r in run_peer(python, script, jobs, work, key, threads)]
     return _summary(name, [_scores(j["out"], j, hd95, groups) for j in jobs], timings)
 
 

@@ -85,6 +85,18 @@ def find_python(check: str, candidates) -> str | None:
     return None
 
 
+def run_peer(python: str, script: str, jobs: list, work: str, name: str, threads: int, timeout: int = 7200):
+    """Run a peer's ``script`` in ``python`` (its own environment) as ``script <jobs.json> <result.json>`` with
+    ``threads`` ITK / OpenMP threads; returns the JSON it wrote."""
+    spec, result = os.path.join(work, f"{name}_pairs.json"), os.path.join(work, f"{name}_result.json")
+    with open(spec, "w", encoding="utf-8") as f:
+        json.dump(jobs, f)
+    env = {**os.environ, "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
+    subprocess.run([python, "-c", script, spec, result], check=True, env=env, timeout=timeout)
+    with open(result, encoding="utf-8") as f:
+        return json.load(f)
+
+
 def _find_ants(ants_python: str | None) -> str | None:
     return find_python("import ants", [ants_python, os.environ.get("REGZOO_ANTS_PYTHON"), "python3"])
 
@@ -122,7 +134,9 @@ def affine(
         "| grid | method | Dice | seconds / pair |",
         "|---|---|---|---|",
     ]
-    for mm in resolutions:
+    for mm in (
+        [resolutions] if isinstance(resolutions, (int, float)) else resolutions
+    ):  # fire: --resolutions 4 is a number
         size = tuple(int(round(n * 2.0 / mm)) for n in (80, 96, 112))
         root = ensure_demo_data(
             os.path.join(data_dir or work, f"brain_{mm:g}mm"), "oasis", subjects=pairs + 1, seed=seed, size=size
@@ -163,13 +177,7 @@ def affine(
                 (_dice(moving_label, moved_affine, fixed_label, fixed_affine, prepared.affine), seconds)
             )
         if python:
-            spec, result = os.path.join(work, f"pairs_{mm:g}.json"), os.path.join(work, f"ants_{mm:g}.json")
-            with open(spec, "w", encoding="utf-8") as f:
-                json.dump(jobs, f)
-            env = {**os.environ, "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
-            subprocess.run([python, "-c", _ANTS_SCRIPT, spec, result], check=True, env=env, timeout=3600)
-            with open(result, encoding="utf-8") as f:
-                found = json.load(f)
+            found = run_peer(python, _ANTS_SCRIPT, jobs, work, f"ants_{mm:g}", threads, timeout=3600)
             rows["ANTs Affine (antspyx)"] = [
                 (_dice(case[5], case[4], case[2], case[1], _ants_matrix(r["parameters"], r["centre"])), r["seconds"])
                 for case, r in zip(cases, found)

@@ -65,13 +65,14 @@ def typed(command):
     ``common.bundle.values.flag`` (fire passes ``--overwrite false`` as the string "false", which is true), an
     optional value (a ``None`` default) through ``optional`` (``--checkpoint null`` means none). Fire still reads
     the original signature and docstring (``functools.wraps``)."""
-    parameters = inspect.signature(command).parameters
+    signature = inspect.signature(command)
+    parameters = signature.parameters
     switches = [n for n, p in parameters.items() if isinstance(p.default, bool)]
     optionals = [n for n, p in parameters.items() if p.default is None and p.kind is not p.VAR_KEYWORD]
 
     @functools.wraps(command)
     def run(*args, **kwargs):
-        bound = inspect.signature(command).bind(*args, **kwargs)
+        bound = signature.bind(*args, **kwargs)
         for name in switches:
             if name in bound.arguments:
                 bound.arguments[name] = flag(bound.arguments[name], f"--{name}")

@@ -19,7 +19,7 @@ import nibabel as nib
 import numpy as np
 import torch
 
-from ..spatial.physical import resample_affine
+from ..spatial.physical import grid_world, resample_affine
 from ..spatial.warp import identity_grid, warp, warp_label
 from .files import DataError
 
@@ -78,9 +78,9 @@ def template_volumes(size) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
     sample = {k: resample_affine(v[None], affine, out_affine, size)[0] for k, v in volumes.items()}
     tissue = torch.where(sample["wm"] > sample["gm"], 1, 0)
     brain = torch.maximum(sample["gm"], sample["wm"]) >= 0.5
-    world = nib.affines.apply_affine(out_affine, np.stack(np.meshgrid(*map(np.arange, size), indexing="ij"), -1))
-    sector = (world[..., 0] >= 0) * 4 + (world[..., 1] < -18) * 2 + (world[..., 2] < 18)
-    labels = (1 + 2 * torch.from_numpy(sector) + tissue) * brain
+    x, y, z = grid_world(out_affine, size)
+    sector = (x >= 0).long() * 4 + (y < -18).long() * 2 + (z < 18).long()
+    labels = (1 + 2 * sector + tissue) * brain
     return sample["t1"].clamp(0, 1), labels.to(torch.uint8), out_affine
 
 

@@ -58,7 +58,10 @@ def test_affine_benchmark_table_shows_the_alignment_helping(capsys, tmp_path):
     from regzoo import benchmark_affine
 
     benchmark_affine.affine(
-        pairs=1, resolutions=(4.0,), ants_python=str(tmp_path / "no-python"), data_dir=str(tmp_path)
+        pairs=1,
+        resolutions=4,
+        ants_python=str(tmp_path / "no-python"),
+        data_dir=str(tmp_path),  # as fire gives it
     )
     out = capsys.readouterr().out
     rows = {line.split("|")[2].strip(): line.split("|") for line in out.splitlines() if line.startswith("| 4 mm")}
