@@ -4,15 +4,17 @@
 Rows: the headers alone (identity), the affine stage alone, each given bundle, each bundle + refinement of each
 given number of steps, and the classical peers where a Python that has them is found (each in its own process, so
 its numpy / ITK pins never meet ours): ANTs SyN (``antspyx``: ``ants.registration(type_of_transform="SyN")``, its
-own affine stage included) and elastix (``itk-elastix``: its default affine then B-spline parameter maps, Mattes
-mutual information, 4 resolutions, 10 mm final grid). Columns: Dice mean over the labels present in both maps,
-Dice of each label group of the data (the union of the group's labels), HD95 (mm, mean over labels), NJD % and
-SDlogJ of the whole map, and seconds per pair (everything from reading the files to the written outputs; peers:
-reading, registration and label resampling).
+own affine stage included), elastix (``itk-elastix``: its default affine then B-spline parameter maps, Mattes
+mutual information, 4 resolutions, 10 mm final grid) and ConvexAdam (``convexadam``: ``convex_adam_pt`` at its
+defaults, MIND features, on the fixed voxel grid; no affine stage of its own). Columns: Dice mean over the labels
+present in both maps, Dice of each label group of the data (the union of the group's labels), HD95 (mm, mean over
+labels), NJD % and SDlogJ of the whole map, and seconds per pair (everything from reading the files to the written
+outputs; peers: reading, registration and label resampling).
 
-Pairs: the demo brains (phantoms, 2 mm), ``data="mni"`` (real anatomy: subjects of the MNI ICBM152 2009 template,
-:mod:`common.data.template`), a data set in its own layout (``dataset_dir`` with ``layout`` ``oasis`` for
-Learn2Reg OASIS or ``acdc``: its held-out test pairs) or a ``datalist``.
+Pairs: the demo brains (phantoms, 2 mm; ``data="multimodal"``: their T2w-like moving images), ``data="mni"`` (real
+anatomy: subjects of the MNI ICBM152 2009 template, :mod:`common.data.template`), a data set in its own layout
+(``dataset_dir`` with ``layout`` ``oasis`` for Learn2Reg OASIS or ``acdc``: its held-out test pairs) or a
+``datalist``.
 """
 
 from __future__ import annotations
@@ -72,6 +74,32 @@ for pair in json.load(open(sys.argv[1])):
 json.dump(out, open(sys.argv[2], "w"))
 """
 
+_CONVEXADAM = r"""
+import json, os, sys, time
+import nibabel as nib, numpy as np, torch
+from nibabel.processing import resample_from_to
+from scipy.ndimage import map_coordinates
+from convexAdam.convex_adam_MIND import convex_adam_pt
+torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+out = []
+for pair in json.load(open(sys.argv[1])):
+    start = time.perf_counter()
+    fixed, moving, label = (nib.load(pair[k]) for k in ("fixed", "moving", "moving_label"))
+    if moving.shape[:3] != fixed.shape[:3] or not np.allclose(moving.affine, fixed.affine):  # its voxel grid
+        moving = resample_from_to(moving, fixed, order=1)
+        label = resample_from_to(label, fixed, order=0)
+    disp = convex_adam_pt(fixed.get_fdata(), moving.get_fdata(), device=torch.device("cpu"))  # voxels, fixed grid
+    grid = np.stack(np.meshgrid(*[np.arange(n) for n in fixed.shape[:3]], indexing="ij"))
+    warped = map_coordinates(np.asarray(label.dataobj), grid + disp.transpose(3, 0, 1, 2), order=0)
+    seconds = time.perf_counter() - start
+    nib.save(nib.Nifti1Image(warped.astype(np.int16), fixed.affine), os.path.join(pair["out"], "warped_label.nii.gz"))
+    jac = np.stack([np.stack(np.gradient(disp[..., i]), -1) for i in range(3)], -2) + np.eye(3)
+    det = np.linalg.det(jac).astype(np.float32)
+    nib.save(nib.Nifti1Image(det, fixed.affine), os.path.join(pair["out"], "jacobian.nii.gz"))
+    out.append({"seconds": seconds})
+json.dump(out, open(sys.argv[2], "w"))
+"""
+
 #: peer row -> (name in ``peers``, what its Python must run, its script, the variable naming that Python)
 _PEERS = {
     "ANTs SyN (antspyx)": ("ants", "import ants", _ANTS_SYN, "REGZOO_ANTS_PYTHON"),
@@ -80,6 +108,12 @@ _PEERS = {
         "from itk import ElastixRegistrationMethod",
         _ELASTIX_BSPLINE,
         "REGZOO_ELASTIX_PYTHON",
+    ),
+    "ConvexAdam (convexadam)": (
+        "convexadam",
+        "from convexAdam.convex_adam_MIND import convex_adam_pt",
+        _CONVEXADAM,
+        "REGZOO_CONVEXADAM_PYTHON",
     ),
 }
 
@@ -149,25 +183,49 @@ def _cases(data: str, data_dir: str, dataset_dir, layout: str, datalist, key: st
         root = ensure_demo_data(os.path.join(data_dir, "mni_80x96x112"), "mni", 16, 0, (80, 96, 112))
         description = "MNI ICBM152 2009 template subjects (nilearn), 2 mm, test subjects"
         return all_pairs(oasis_split(root, "testing", 0.15, 0.25))[:pairs], MNI_GROUPS, description
-    if data != "demo":
-        raise ValueError(f"data must be 'demo' or 'mni' (or give dataset_dir / datalist), got {data!r}")
+    if data not in ("demo", "multimodal"):
+        raise ValueError(f"data must be 'demo', 'multimodal' or 'mni' (or give dataset_dir / datalist), got {data!r}")
     root = ensure_demo_data(os.path.join(data_dir, "demo_oasis_80x96x112"), "multimodal", 16, 0, (80, 96, 112))
+    if data == "multimodal":
+        pairs_t2 = load_datalist(os.path.join(root, "dataset_multimodal.json"), "testing")[:pairs]
+        return pairs_t2, BRAIN_PHANTOM_GROUPS, "demo brains, 2 mm, test subjects, moving T2w-like, fixed T1w-like"
     description = "demo brains, 2 mm, test subjects"
     return all_pairs(oasis_split(root, "testing", 0.15, 0.25))[:pairs], BRAIN_PHANTOM_GROUPS, description
 
 
-def _bundle_rows(bundles: dict, configs, refine_steps, refine_levels, device):
+def _bundle_specs(bundles, configs) -> list[tuple[str, str, str, list]]:
+    """``(row label, bundle, checkpoint, configs)`` of each entry of ``bundles``: ``{"midir": "model.pt"}`` (the
+    label is the bundle, with the shared ``configs``) or ``{"label": {"bundle": "midir", "checkpoint": "model.pt",
+    "configs": [...]}}`` (one bundle trained several ways, e.g. NMI and LNCC, in one table)."""
+    from regzoo.register import _config_list
+
+    specs = []
+    for label, spec in bundles.items():
+        if isinstance(spec, str):
+            specs.append((label, label, spec, _config_list(configs)))
+        elif isinstance(spec, dict) and "checkpoint" in spec:
+            specs.append(
+                (label, spec.get("bundle", label), spec["checkpoint"], _config_list(spec.get("configs", configs)))
+            )
+        else:
+            raise ValueError(
+                f'bundles[{label!r}] must be a checkpoint path or {{"bundle", "checkpoint", "configs"}}, got {spec!r}'
+            )
+    return specs
+
+
+def _bundle_rows(specs, refine_steps, refine_levels, device):
     from regzoo.register import _load_network, _parser, _refinement
 
-    for name, checkpoint in bundles.items():
+    for label, name, checkpoint, configs in specs:
         parser = _parser(name, configs, {"checkpoint": checkpoint, "device": f"$torch.device('{device}')"})
         network = _load_network(parser, device)
         stage = parser.get_parsed_content("real_scan")
-        yield name, stage, network, None
+        yield label, stage, network, None
         for steps in [int(s) for s in refine_steps if int(s) > 0]:
             for levels in refine_levels:
-                label = f"{name} + refine {steps}" + ("" if levels == 1 else f" ({levels} levels)")
-                yield label, stage, network, _refinement(name, configs, steps, 0.05, levels)
+                row = f"{label} + refine {steps}" + ("" if levels == 1 else f" ({levels} levels)")
+                yield row, stage, network, _refinement(name, configs, steps, 0.05, levels)
 
 
 def accuracy(
@@ -189,18 +247,24 @@ def accuracy(
     layout: str = "oasis",
     label_groups: str | dict | None = None,
     elastix_python: str | None = None,
-    peers=("ants", "elastix"),
+    peers=("ants", "elastix", "convexadam"),
+    affine_similarity: str | None = None,
+    convexadam_python: str | None = None,
 ) -> None:
     """Print (and write to ``out`` as ``accuracy.md`` / ``accuracy.csv``) the table of the module docstring.
 
     Args:
-        bundles: ``{"bundle": "checkpoint.pt", ...}`` (JSON or a dict); none: the identity and affine rows only.
-        configs: overlays stacked on each bundle's configs (e.g. ``quick.json`` for quick-trained checkpoints).
+        bundles: ``{"bundle": "checkpoint.pt", ...}`` or ``{"row label": {"bundle": "midir", "checkpoint":
+            "model.pt", "configs": ["multimodal.json", "quick.json"]}, ...}`` (JSON or a dict); none: the identity
+            and affine rows only.
+        configs: overlays stacked on each bundle's configs (e.g. ``quick.json`` for quick-trained checkpoints),
+            for the entries of ``bundles`` that name no configs of their own.
         refine: refinement steps, one row per value and bundle (0 or empty: no refinement rows).
         refine_levels: the refinement's resolution levels, one row per value (default 1, as ``regzoo register``).
         pairs: how many pairs (the test subjects' pairs, in order).
         datalist, key: your pairs instead of the demo brains (labels required).
-        data: ``demo`` (brain phantoms) or ``mni`` (template subjects; needs ``pip install nilearn``).
+        data: ``demo`` (brain phantoms), ``multimodal`` (the same test pairs with the moving image's T2w-like
+            rendering, fixed T1w-like) or ``mni`` (template subjects; needs ``pip install nilearn``).
         dataset_dir, layout: a data set in its own layout (``oasis``: Learn2Reg OASIS, ``acdc``), its test pairs.
         data_dir: where the demo / template subjects are written (default: a temporary folder).
         label_groups: ``{"name": [labels], ...}`` (JSON or a dict), one Dice column each; default: the data's own
@@ -208,7 +272,12 @@ def accuracy(
         ants_python: a Python with ``antspyx`` (default: ``$REGZOO_ANTS_PYTHON``, then ``python3``).
         elastix_python: a Python with ``itk-elastix`` (default: ``$REGZOO_ELASTIX_PYTHON``, then the ANTs Python,
             then ``python3``).
-        peers: which peer rows to run (``ants``, ``elastix``; default both, where found; ``none``: no peers).
+        convexadam_python: a Python with ``convexadam`` (and torch; default: ``$REGZOO_CONVEXADAM_PYTHON``, then
+            the Pythons found for the other peers, then ``python3``).
+        peers: which peer rows to run (``ants``, ``elastix``, ``convexadam``; default all, where found; ``none``:
+            no peers).
+        affine_similarity: the "affine only" row's similarity (``ncc``, ``nmi``; default: ``nmi`` for
+            ``data="multimodal"``, else ``ncc``; the bundle rows use their configs' ``affine_similarity``).
     """
     import torch
 
@@ -217,9 +286,10 @@ def accuracy(
     wanted = _names(peers)
     unknown = wanted - {key for key, *_ in _PEERS.values()} - {"none"}
     if unknown:
-        raise ValueError(f"peers must be among ants, elastix (or none), got {', '.join(sorted(unknown))}")
+        raise ValueError(f"peers must be among ants, elastix, convexadam (or none), got {', '.join(sorted(unknown))}")
     torch.set_num_threads(threads)
-    bundles = json.loads(bundles) if isinstance(bundles, str) else dict(bundles or {})
+    specs = _bundle_specs(json.loads(bundles) if isinstance(bundles, str) else dict(bundles or {}), configs)
+    similarity = affine_similarity or ("nmi" if data == "multimodal" and not (datalist or dataset_dir) else "ncc")
     refine = [refine] if isinstance(refine, (int, str)) else list(refine or [])
     refine_levels = [int(refine_levels)] if isinstance(refine_levels, (int, str)) else [int(n) for n in refine_levels]
     work = tempfile.mkdtemp(prefix="regzoo-accuracy-")
@@ -229,7 +299,7 @@ def accuracy(
     cases = [c for c in cases if c.get("fixed_label") and c.get("moving_label")]
     if not cases:
         raise ValueError("benchmark accuracy needs pairs with fixed_label and moving_label")
-    given = {"ants": ants_python, "elastix": elastix_python}
+    given = {"ants": ants_python, "elastix": elastix_python, "convexadam": convexadam_python}
     found = {}  # peer row -> the Python that has it (None: not found)
     for name, (key, check, _, variable) in _PEERS.items():
         if key in wanted:
@@ -237,8 +307,8 @@ def accuracy(
     size = tuple(int(n) for n in np.asarray(__import__("nibabel").load(cases[0]["fixed"]).shape[:3]))
     methods = [
         ("identity (headers)", RealScanStage(spatial_size=size, affine="none"), _Identity(), None),
-        ("affine only", RealScanStage(spatial_size=size, affine="affine"), _Identity(), None),
-        *_bundle_rows(bundles, configs, refine, refine_levels, device),
+        ("affine only", RealScanStage(spatial_size=size, affine="affine", similarity=similarity), _Identity(), None),
+        *_bundle_rows(specs, refine, refine_levels, device),
     ]
     rows = []
     for label, stage, network, refinement in methods:
@@ -257,7 +327,8 @@ def accuracy(
         f"regzoo benchmark accuracy: {len(cases)} pairs ({described}); "
         f"{platform.node()} ({platform.processor() or platform.machine()}), {device}, {threads} threads, "
         f"torch {torch.__version__}; peers: {_found(found)}; "
-        f"bundle configs: {configs or 'inference.json'}"
+        f"affine only: {similarity}; bundle configs: "
+        + "; ".join(f"{label}: inference.json + {' + '.join(c) or 'nothing'}" for label, _, _, c in specs)
     )
     columns = ["method", "dice", *[f"dice_{g}" for g in groups or {}], "hd95_mm", "njd_percent", "sdlogj", "seconds"]
     lines = [header, "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]

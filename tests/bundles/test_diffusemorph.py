@@ -51,10 +51,10 @@ def test_trajectory_frames_are_written_from_moving_to_fixed(diffusemorph_quick, 
     assert figures["trajectory_seconds_diffusemorph"] > 0
 
 
-@pytest.mark.parametrize("sampler, start, steps, count", [("ddpm", 30, None, 31), ("ddim", 200, 40, 41)])
+@pytest.mark.parametrize("sampler, start, steps, count", [("ddpm", 12, None, 13), ("ddim", 200, 12, 13)])
 def test_generation_runs_and_keeps_snapshots(diffusemorph_quick, acdc_demo, tmp_path, sampler, start, steps, count):
     out = str(tmp_path / sampler)
-    overrides = {"sampler": sampler, "start_step": start, "snapshot_every": 20, **QUICK_GRID}
+    overrides = {"sampler": sampler, "start_step": start, "snapshot_every": 5, **QUICK_GRID}
     if steps:
         overrides["sampling_steps"] = steps
     result = monai_bundle(
@@ -69,7 +69,7 @@ def test_generation_runs_and_keeps_snapshots(diffusemorph_quick, acdc_demo, tmp_
     subject = acdc_pairs(acdc_demo, "testing", "acdc")[0]["subject"]
     folder = os.path.join(out, subject)
     assert nib.load(os.path.join(folder, "generated.nii.gz")).shape == (64, 64, 16)
-    snapshots = -(-count // 20)  # every 20 steps and the last
+    snapshots = -(-count // 5)  # every 5 steps and the last
     assert nib.load(os.path.join(folder, "frames.nii.gz")).shape == (64, 64, 16, snapshots)
     figures = summary(out)
     assert {"nmse_to_fixed", "nmse_to_moving", "psnr_to_fixed", "seconds"} <= set(figures)

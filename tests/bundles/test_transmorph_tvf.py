@@ -2,6 +2,7 @@
 inverse written, exports its network. (The LDDMM and direct variants train in tests/bundles/test_variants.py;
 their quick-budget comparison is measured in docs/README.md: three quick trainings exceed the suite's budget.)"""
 
+import json
 import os
 
 import nibabel as nib
@@ -9,13 +10,15 @@ import numpy as np
 import pytest
 import torch
 
+from common.data import oasis_pairs
+
 from .helpers import copy_bundle, monai_bundle, summary, verify_and_export
 
 pytestmark = pytest.mark.slow
 
-# a third of quick.json's 30 epochs (the suite's time budget); the full quick run's +0.12/+0.13 is in
+# a fifth of quick.json's 30 epochs (the suite's time budget); the full quick run's +0.12/+0.13 is in
 # docs/README.md
-SHORT = {"max_epochs": 10, "val_interval": 10}
+SHORT = {"max_epochs": 6, "val_interval": 6}
 
 
 @pytest.fixture(scope="module")
@@ -29,18 +32,21 @@ def trained(brain_demo, tmp_path_factory):
 
 def test_quick_training_beats_identity_with_a_consistent_inverse(trained):
     _, figures = trained
-    # measured 2026-12-01 after 10 epochs: 0.685 vs identity 0.626 (+0.059), inverse error 0.046 voxel
-    assert figures["dice_mean"] >= figures["dice_initial"] + 0.04
+    # measured 2026-12-02 after 6 epochs: 0.667 vs identity 0.626 (+0.041), inverse error 0.038 voxel (after 10
+    # epochs: +0.059)
+    assert figures["dice_mean"] >= figures["dice_initial"] + 0.03
     assert figures["inverse_error_vox"] < 0.1
     assert figures["folding_ratio"] == 0.0
 
 
 def test_inference_writes_the_inverse_on_the_fixed_grid(trained, brain_demo, tmp_path):
+    """Two of the demo test pairs as a datalist (the default run takes all 12: the same code, six times longer)."""
     root, _ = trained
-    out = tmp_path / "out"
-    monai_bundle("run", ["inference.json", "quick.json"], root, dataset_dir=brain_demo, output_dir=str(out))
+    out, datalist = tmp_path / "out", tmp_path / "pairs.json"
+    datalist.write_text(json.dumps({"testing": oasis_pairs(brain_demo, "testing", 0.15, 0.25)[:2]}))
+    monai_bundle("run", ["inference.json", "quick.json"], root, datalist=str(datalist), output_dir=str(out))
     pairs = sorted(p for p in os.listdir(out) if os.path.isdir(out / p))
-    assert len(pairs) == 12
+    assert len(pairs) == 2
     first = out / pairs[0]
     ddf, inverse = nib.load(first / "ddf.nii.gz"), nib.load(first / "inverse_ddf.nii.gz")
     assert ddf.shape == inverse.shape == (48, 48, 64, 3)

@@ -85,7 +85,7 @@ def test_accuracy_benchmark_quick_run_writes_the_table(brain_demo, tmp_path, mon
     parser = inference_parser([os.path.join(folder, "configs", c) for c in ("inference.json", "quick.json")])
     parser.update({"bundle_root": folder})
     torch.save(parser.get_parsed_content("network_def").state_dict(), tmp_path / "midir.pt")
-    for variable in ("REGZOO_ANTS_PYTHON", "REGZOO_ELASTIX_PYTHON"):
+    for variable in ("REGZOO_ANTS_PYTHON", "REGZOO_ELASTIX_PYTHON", "REGZOO_CONVEXADAM_PYTHON"):
         monkeypatch.delenv(variable, raising=False)
     benchmark_accuracy.accuracy(
         bundles={"midir": str(tmp_path / "midir.pt")},
@@ -107,8 +107,48 @@ def test_accuracy_benchmark_quick_run_writes_the_table(brain_demo, tmp_path, mon
     assert rows[0] == "method,dice,dice_cortex,dice_WM,hd95_mm,njd_percent,sdlogj,seconds" and len(rows) == 5
     assert f"1 pairs ({brain_demo} (oasis))" in table
     assert "ANTs SyN (antspyx) not found" in table and "elastix affine + B-spline (itk-elastix) not found" in table
-    with pytest.raises(ValueError, match="peers must be among ants, elastix"):
+    assert "ConvexAdam (convexadam) not found" in table
+    with pytest.raises(ValueError, match="peers must be among ants, elastix, convexadam"):
         benchmark_accuracy.accuracy(pairs=1, dataset_dir=brain_demo, peers="ants,niftyreg", out=str(tmp_path / "x"))
+
+
+def test_accuracy_benchmark_multimodal_pairs_and_bundles_trained_two_ways(brain_demo, tmp_path):
+    """``data="multimodal"``: the demo test pairs with the moving T2w-like rendering, the affine-only row on NMI;
+    one bundle listed twice under its own labels and configs (NMI and LNCC training) gives two sets of rows."""
+    import os
+
+    import torch
+
+    from common.bundle import inference_parser
+    from regzoo import benchmark_accuracy
+    from regzoo.register import find_bundle
+
+    folder = find_bundle("midir")
+    parser = inference_parser([os.path.join(folder, "configs", c) for c in ("inference.json", "quick.json")])
+    parser.update({"bundle_root": folder})
+    torch.save(parser.get_parsed_content("network_def").state_dict(), tmp_path / "midir.pt")
+    os.symlink(brain_demo, tmp_path / "demo_oasis_80x96x112")  # the benchmark's demo set is the suite's brain set
+    checkpoint = str(tmp_path / "midir.pt")
+    benchmark_accuracy.accuracy(
+        bundles={
+            "midir NMI": {"bundle": "midir", "checkpoint": checkpoint, "configs": ["multimodal.json", "quick.json"]},
+            "midir LNCC": {"bundle": "midir", "checkpoint": checkpoint, "configs": ["quick.json"]},
+        },
+        refine=(2,),
+        pairs=1,
+        data="multimodal",
+        data_dir=str(tmp_path),
+        peers="none",
+        hd95=False,
+        out=str(tmp_path / "table"),
+    )
+    table = (tmp_path / "table" / "accuracy.md").read_text()
+    assert "moving T2w-like" in table and "affine only: nmi" in table
+    assert "midir NMI: inference.json + multimodal.json + quick.json" in table
+    for method in ("affine only", "midir NMI", "midir NMI + refine 2", "midir LNCC", "midir LNCC + refine 2"):
+        assert f"| {method} |" in table
+    with pytest.raises(ValueError, match=r"bundles\['midir'\] must be a checkpoint path"):
+        benchmark_accuracy.accuracy(bundles={"midir": {"configs": []}}, pairs=1, data_dir=str(tmp_path), peers="none")
 
 
 def test_switches_and_nulls_typed_on_the_command_line_mean_what_they_say(tmp_path):
