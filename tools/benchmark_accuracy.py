@@ -292,37 +292,38 @@ def accuracy(
     similarity = affine_similarity or ("nmi" if data == "multimodal" and not (datalist or dataset_dir) else "ncc")
     refine = [refine] if isinstance(refine, (int, str)) else list(refine or [])
     refine_levels = [int(refine_levels)] if isinstance(refine_levels, (int, str)) else [int(n) for n in refine_levels]
-    work = tempfile.mkdtemp(prefix="regzoo-accuracy-")
-    cases, groups, described = _cases(data, data_dir or work, dataset_dir, layout, datalist, key, pairs)
-    if label_groups:
-        groups = json.loads(label_groups) if isinstance(label_groups, str) else dict(label_groups)
-    cases = [c for c in cases if c.get("fixed_label") and c.get("moving_label")]
-    if not cases:
-        raise ValueError("benchmark accuracy needs pairs with fixed_label and moving_label")
-    given = {"ants": ants_python, "elastix": elastix_python, "convexadam": convexadam_python}
-    found = {}  # peer row -> the Python that has it (None: not found)
-    for name, (key, check, _, variable) in _PEERS.items():
-        if key in wanted:
-            found[name] = find_python(check, [given[key], os.environ.get(variable), *found.values(), "python3"])
-    size = tuple(int(n) for n in np.asarray(__import__("nibabel").load(cases[0]["fixed"]).shape[:3]))
-    methods = [
-        ("identity (headers)", RealScanStage(spatial_size=size, affine="none"), _Identity(), None),
-        ("affine only", RealScanStage(spatial_size=size, affine="affine", similarity=similarity), _Identity(), None),
-        *_bundle_rows(specs, refine, refine_levels, device),
-    ]
-    rows = []
-    for label, stage, network, refinement in methods:
-        scores, seconds = [], []
-        for index, pair in enumerate(cases):
-            folder = os.path.join(work, f"{len(rows)}_{index}")
-            start = time.perf_counter()
-            register_pair(stage, network, pair, folder, device, refine=refinement)
-            seconds.append(time.perf_counter() - start)
-            scores.append(_scores(folder, pair, hd95, groups))
-        rows.append(_summary(label, scores, seconds))
-    for name, python in found.items():
-        if python:
-            rows.append(_peer_row(name, python, cases, work, threads, hd95, groups))
+    with tempfile.TemporaryDirectory(prefix="regzoo-accuracy-") as work:  # every row's outputs, then gone
+        cases, groups, described = _cases(data, data_dir or work, dataset_dir, layout, datalist, key, pairs)
+        if label_groups:
+            groups = json.loads(label_groups) if isinstance(label_groups, str) else dict(label_groups)
+        cases = [c for c in cases if c.get("fixed_label") and c.get("moving_label")]
+        if not cases:
+            raise ValueError("benchmark accuracy needs pairs with fixed_label and moving_label")
+        given = {"ants": ants_python, "elastix": elastix_python, "convexadam": convexadam_python}
+        found = {}  # peer row -> the Python that has it (None: not found)
+        for name, (key, check, _, variable) in _PEERS.items():
+            if key in wanted:
+                found[name] = find_python(check, [given[key], os.environ.get(variable), *found.values(), "python3"])
+        size = tuple(int(n) for n in np.asarray(__import__("nibabel").load(cases[0]["fixed"]).shape[:3]))
+        affine_only = RealScanStage(spatial_size=size, affine="affine", similarity=similarity)
+        methods = [
+            ("identity (headers)", RealScanStage(spatial_size=size, affine="none"), _Identity(), None),
+            ("affine only", affine_only, _Identity(), None),
+            *_bundle_rows(specs, refine, refine_levels, device),
+        ]
+        rows = []
+        for label, stage, network, refinement in methods:
+            scores, seconds = [], []
+            for index, pair in enumerate(cases):
+                folder = os.path.join(work, f"{len(rows)}_{index}")
+                start = time.perf_counter()
+                register_pair(stage, network, pair, folder, device, refine=refinement)
+                seconds.append(time.perf_counter() - start)
+                scores.append(_scores(folder, pair, hd95, groups))
+            rows.append(_summary(label, scores, seconds))
+        for name, python in found.items():
+            if python:
+                rows.append(_peer_row(name, python, cases, work, threads, hd95, groups))
     header = (
         f"regzoo benchmark accuracy: {len(cases)} pairs ({described}); "
         f"{platform.node()} ({platform.processor() or platform.machine()}), {device}, {threads} threads, "

@@ -71,11 +71,11 @@ class _Capture(io.TextIOBase):
     hands out the same stream and points it at its own buffer."""
 
     def __init__(self) -> None:
-        self.buffer: io.StringIO | None = None
+        self.target: io.StringIO | None = None
 
     def write(self, text: str) -> int:
-        if self.buffer is not None:
-            self.buffer.write(text)
+        if self.target is not None:
+            self.target.write(text)
         return len(text)
 
     def writable(self) -> bool:
@@ -90,18 +90,18 @@ def _run_here(options: dict) -> subprocess.CompletedProcess:
     which its logging.conf sends to stdout) captured as a subprocess's would be."""
     from monai.bundle.scripts import run
 
-    _STDOUT.buffer, _STDERR.buffer, cwd = io.StringIO(), io.StringIO(), os.getcwd()
+    _STDOUT.target, _STDERR.target, cwd = io.StringIO(), io.StringIO(), os.getcwd()
     try:
         os.chdir(REPO)
         with contextlib.redirect_stdout(_STDOUT), contextlib.redirect_stderr(_STDERR):
             run(**options)
-        return subprocess.CompletedProcess(["run"], 0, _STDOUT.buffer.getvalue(), _STDERR.buffer.getvalue())
+        return subprocess.CompletedProcess(["run"], 0, _STDOUT.target.getvalue(), _STDERR.target.getvalue())
     except Exception as error:
-        out, err = _STDOUT.buffer.getvalue()[-4000:], _STDERR.buffer.getvalue()[-6000:]
+        out, err = _STDOUT.target.getvalue()[-4000:], _STDERR.target.getvalue()[-6000:]
         raise AssertionError(f"run({options}) failed: {error!r}\n{out}\n{err}") from error
     finally:
         os.chdir(cwd)
-        _STDOUT.buffer = _STDERR.buffer = None
+        _STDOUT.target = _STDERR.target = None
 
 
 def summary(path: str) -> dict:
