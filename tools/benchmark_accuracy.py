@@ -6,10 +6,11 @@ given number of steps, and the classical peers where a Python that has them is f
 its numpy / ITK pins never meet ours): ANTs SyN (``antspyx``: ``ants.registration(type_of_transform="SyN")``, its
 own affine stage included), elastix (``itk-elastix``: its default affine then B-spline parameter maps, Mattes
 mutual information, 4 resolutions, 10 mm final grid) and ConvexAdam (``convexadam``: ``convex_adam_pt`` at its
-defaults, MIND features, on the fixed voxel grid; no affine stage of its own). Columns: Dice mean over the labels
-present in both maps, Dice of each label group of the data (the union of the group's labels), HD95 (mm, mean over
-labels), NJD % and SDlogJ of the whole map, and seconds per pair (everything from reading the files to the written
-outputs; peers: reading, registration and label resampling).
+defaults, MIND features, on the fixed voxel grid; no affine stage of its own; its labels warped and its det J
+computed here, by ``common.spatial``). Columns: Dice mean over the labels present in both maps, Dice of each label
+group of the data (the union of the group's labels), HD95 (mm, mean over labels), NJD % and SDlogJ of the whole
+map, and seconds per pair (everything from reading the files to the written outputs; peers: reading, registration
+and label resampling; ConvexAdam: reading and registration).
 
 Pairs: the demo brains (phantoms, 2 mm; ``data="multimodal"``: their T2w-like moving images), ``data="mni"`` (real
 anatomy: subjects of the MNI ICBM152 2009 template, :mod:`common.data.template`), a data set in its own layout
@@ -78,7 +79,6 @@ _CONVEXADAM = r"""
 import json, os, sys, time
 import nibabel as nib, numpy as np, torch
 from nibabel.processing import resample_from_to
-from scipy.ndimage import map_coordinates
 from convexAdam.convex_adam_MIND import convex_adam_pt
 torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
 out = []
@@ -89,16 +89,31 @@ for pair in json.load(open(sys.argv[1])):
         moving = resample_from_to(moving, fixed, order=1)
         label = resample_from_to(label, fixed, order=0)
     disp = convex_adam_pt(fixed.get_fdata(), moving.get_fdata(), device=torch.device("cpu"))  # voxels, fixed grid
-    grid = np.stack(np.meshgrid(*[np.arange(n) for n in fixed.shape[:3]], indexing="ij"))
-    warped = map_coordinates(np.asarray(label.dataobj), grid + disp.transpose(3, 0, 1, 2), order=0)
     seconds = time.perf_counter() - start
-    nib.save(nib.Nifti1Image(warped.astype(np.int16), fixed.affine), os.path.join(pair["out"], "warped_label.nii.gz"))
-    jac = np.stack([np.stack(np.gradient(disp[..., i]), -1) for i in range(3)], -2) + np.eye(3)
-    det = np.linalg.det(jac).astype(np.float32)
-    nib.save(nib.Nifti1Image(det, fixed.affine), os.path.join(pair["out"], "jacobian.nii.gz"))
+    np.save(os.path.join(pair["out"], "ddf_voxels.npy"), disp.astype(np.float32))
+    nib.save(nib.Nifti1Image(np.asarray(label.dataobj), fixed.affine), os.path.join(pair["out"], "moving_label.nii.gz"))
     out.append({"seconds": seconds})
 json.dump(out, open(sys.argv[2], "w"))
 """
+
+
+def _field_outputs(folder: str) -> None:
+    """A peer that gives only its displacement (``ddf_voxels.npy``: fixed voxel grid, voxels, axes last) and the
+    moving labels on the fixed grid: ``warped_label.nii.gz`` and ``jacobian.nii.gz`` by the project's own label
+    warp and Jacobian (``common.spatial``), as every bundle row."""
+    import nibabel as nib
+    import torch
+
+    from common.spatial import jacobian_determinant, warp_label
+
+    ddf = torch.from_numpy(np.load(os.path.join(folder, "ddf_voxels.npy"))).permute(3, 0, 1, 2)[None]
+    label = nib.load(os.path.join(folder, "moving_label.nii.gz"))
+    moving = torch.from_numpy(np.asarray(label.dataobj).astype(np.float32))[None, None]
+    warped = warp_label(moving, ddf)[0, 0].numpy().astype(np.int16)
+    nib.save(nib.Nifti1Image(warped, label.affine), os.path.join(folder, "warped_label.nii.gz"))
+    det = jacobian_determinant(ddf)[0, 0].numpy()
+    nib.save(nib.Nifti1Image(det, label.affine), os.path.join(folder, "jacobian.nii.gz"))
+
 
 #: peer row -> (name in ``peers``, what its Python must run, its script, the variable naming that Python)
 _PEERS = {
@@ -354,6 +369,9 @@ def _peer_row(name: str, python: str, cases: list, work: str, threads: int, hd95
     for job in jobs:
         os.makedirs(job["out"], exist_ok=True)
     timings = [r["seconds"] for r in run_peer(python, script, jobs, work, key, threads)]
+    for job in jobs:
+        if os.path.isfile(os.path.join(job["out"], "ddf_voxels.npy")):
+            _field_outputs(job["out"])
     return _summary(name, [_scores(j["out"], j, hd95, groups) for j in jobs], timings)
 
 
