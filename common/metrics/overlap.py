@@ -32,9 +32,18 @@ def _check_pair(pred: torch.Tensor, target: torch.Tensor) -> None:
 
 
 def labels_present_in_both(pred: torch.Tensor, target: torch.Tensor) -> list[int]:
-    """Non-zero labels found in both maps (Learn2Reg OASIS: Dice over labels 1-35 present in both)."""
-    common = set(torch.unique(pred.round().long()).tolist()) & set(torch.unique(target.round().long()).tolist())
-    return sorted(v for v in common if v != 0)
+    """Non-zero labels found in both maps (Learn2Reg OASIS: Dice over labels 1-35 present in both).
+
+    Non-negative maps are counted by ``bincount`` (one pass; ``torch.unique`` sorts every voxel, 0.15 s for one
+    80 x 96 x 112 map on 2 CPU cores)."""
+
+    def present(labels_map: torch.Tensor) -> set[int]:
+        flat = labels_map.round().long().flatten()
+        if flat.numel() and int(flat.min()) >= 0:
+            return set(torch.nonzero(torch.bincount(flat)).flatten().tolist())
+        return set(torch.unique(flat).tolist())
+
+    return sorted(v for v in present(pred) & present(target) if v != 0)
 
 
 def _group_masks(labels: torch.Tensor, group: Sequence[int]) -> torch.Tensor:

@@ -108,6 +108,7 @@ def align_affine(
     init: str = "com",
     levels_mm: Sequence[float] = (8.0, 4.0),
     iterations: Sequence[int] = (50, 25),
+    rigid_iterations: Sequence[int] | None = (50, 0),
     device: str | torch.device | None = None,
 ) -> AffineResult:
     """Fixed -> moving world map of two images ``(1, *spatial)`` in [0, 1] with their voxel-to-world affines.
@@ -120,27 +121,29 @@ def align_affine(
         init: ``"com"`` (translation between the foreground centres of mass) or ``"moments"`` (also the rotation
             that best matches the principal axes, among the proper rotations, by the similarity at the coarsest
             level).
-        levels_mm, iterations: resolution levels (coarse to fine, box size in mm) and Adam steps per level and
-            stage.
+        levels_mm, iterations: resolution levels (coarse to fine, box size in mm) and Adam steps per level of the
+            affine stage (of both stages when ``rigid_iterations`` is ``None``).
+        rigid_iterations: Adam steps per level of the rigid stage; by default none on the finest level, where the
+            affine stage's steps refine the rotation and translation as well (the same Dice on the demo pairs in
+            two thirds of the time, README).
     """
     if model not in AFFINE_MODELS:
         raise ValueError(f"affine model must be one of {AFFINE_MODELS}, got {model!r}")
     if init not in ("com", "moments"):
         raise ValueError(f"affine init must be 'com' or 'moments', got {init!r}")
-    if len(levels_mm) != len(iterations):
-        raise ValueError(f"levels_mm {tuple(levels_mm)} and iterations {tuple(iterations)} differ in length")
+    rigid_iterations = tuple(iterations if rigid_iterations is None else rigid_iterations)
+    for name, steps in (("iterations", tuple(iterations)), ("rigid_iterations", rigid_iterations)):
+        if len(levels_mm) != len(steps):
+            raise ValueError(f"levels_mm {tuple(levels_mm)} and {name} {steps} differ in length")
     loss_fn = _similarity(similarity)
     device = torch.device(device) if device is not None else fixed.device
     fixed_affine, moving_affine = np.asarray(fixed_affine, np.float64), np.asarray(moving_affine, np.float64)
     fixed, moving = fixed.detach().float().cpu(), moving.detach().float().cpu()
     centre_f, centre_m = _world_centre(fixed, fixed_affine), _world_centre(moving, moving_affine)
-    levels = [
-        (_pool(fixed, fixed_affine, mm), _pool(moving, moving_affine, mm), steps)
-        for mm, steps in zip(levels_mm, iterations)
-    ]
+    levels = [(_pool(fixed, fixed_affine, mm), _pool(moving, moving_affine, mm)) for mm in levels_mm]
 
     def run_level(level, start: np.ndarray, params: dict | None, steps: int, base_lr: float):
-        (fixed_l, fixed_aff), (moving_l, moving_aff), _ = level
+        (fixed_l, fixed_aff), (moving_l, moving_aff) = level
         fixed_l, moving_l = fixed_l.to(device), moving_l.to(device)
         inverse = torch.as_tensor(np.linalg.inv(moving_aff), dtype=torch.float32, device=device)
         centre = torch.as_tensor(centre_f, dtype=torch.float32, device=device)
@@ -211,8 +214,8 @@ def align_affine(
     stages = {"none": (), "rigid": ("rigid",), "affine": ("rigid", "affine")}[model]
     for stage in stages:
         params = _zero_params(stage, device)
-        for level, mm in zip(levels, levels_mm):
-            start, loss = run_level(level, start, params, level[2], base_lr=mm / 8.0)
+        for level, mm, steps in zip(levels, levels_mm, rigid_iterations if stage == "rigid" else iterations):
+            start, loss = run_level(level, start, params, steps, base_lr=mm / 8.0)
             losses.append(loss)
     matrix = start.copy()
     matrix[:3, 3] = centre_f + start[:3, 3] - start[:3, :3] @ centre_f

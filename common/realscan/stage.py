@@ -68,7 +68,8 @@ class RealScanStage:
         intensity, percentiles: the bundle's scaling to [0, 1] (``common.data.pair_transforms``).
         centre: ``"foreground"`` (centre of mass of the fixed intensities) or ``"array"``.
         affine: pre-alignment ``"none"``, ``"rigid"`` or ``"affine"``.
-        similarity, affine_init, affine_levels_mm, affine_iterations: of :func:`align_affine`.
+        similarity, affine_init, affine_levels_mm, affine_iterations, rigid_iterations: of :func:`align_affine`
+            (``iterations``, ``rigid_iterations``).
     """
 
     def __init__(
@@ -84,6 +85,7 @@ class RealScanStage:
         affine_init: str = "com",
         affine_levels_mm: Sequence[float] = (8.0, 4.0),
         affine_iterations: Sequence[int] = (50, 25),
+        rigid_iterations: Sequence[int] | None = (50, 0),
     ) -> None:
         if len(spatial_size) != 3:
             raise ValueError(f"the real-scan stage handles 3D bundles; spatial_size {tuple(spatial_size)} is not 3D")
@@ -100,6 +102,7 @@ class RealScanStage:
         self.orientation, self.centre, self.affine = orientation, centre, affine
         self.similarity, self.affine_init = similarity, affine_init
         self.affine_levels_mm, self.affine_iterations = tuple(affine_levels_mm), tuple(affine_iterations)
+        self.rigid_iterations = None if rigid_iterations is None else tuple(rigid_iterations)
         self.intensity = intensity
         self.percentiles = tuple(float(p) for p in (percentiles if percentiles is not None else (0.5, 99.5)))
 
@@ -149,6 +152,7 @@ class RealScanStage:
                 init=self.affine_init,
                 levels_mm=self.affine_levels_mm,
                 iterations=self.affine_iterations,
+                rigid_iterations=self.rigid_iterations,
                 device=device,
             ).matrix
         seconds["affine"] = time.perf_counter() - start

@@ -40,6 +40,13 @@ def test_acdc_groups_use_unions():
     assert labels_present_in_both(pred, target) == [1, 3]
 
 
+def test_labels_present_in_both_counts_large_and_negative_values():
+    pred = torch.tensor([0, 7, 1000, 1000, -2, 5.0]).view(1, 1, 1, 2, 3)
+    target = torch.tensor([1000, 7, 7, -2, 0, 0.0]).view(1, 1, 1, 2, 3)
+    assert labels_present_in_both(pred, target) == [-2, 7, 1000]  # the negative map goes through unique
+    assert labels_present_in_both(pred.abs(), target.abs()) == [2, 7, 1000]  # non-negative: bincount
+
+
 def test_hd95_in_millimetres_for_a_shifted_cube():
     pred = torch.zeros(1, 1, 20, 20, 20)
     target = torch.zeros(1, 1, 20, 20, 20)

@@ -139,6 +139,8 @@ def test_known_affine_is_recovered_within_a_degree_and_a_millimetre(brain):
         error = describe_affine(np.linalg.inv(truth) @ found)
         assert error["rotation_deg"] < 1.0, similarity
         assert np.linalg.norm((found - truth) @ points, axis=0).max() < 1.0, similarity  # mm, over the brain
+    with pytest.raises(ValueError, match="rigid_iterations"):
+        align_affine(image, fixed.affine, image, fixed.affine, rigid_iterations=(50,))
 
 
 def _reorient(path, out, order, flips):
