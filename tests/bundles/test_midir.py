@@ -29,8 +29,10 @@ def trained(brain_demo, tmp_path_factory):
 def test_quick_training_beats_identity_without_folding(trained, brain_demo):
     monai_bundle("run", ["train.json", "quick.json", "evaluate.json"], trained, dataset_dir=brain_demo)
     figures = summary(os.path.join(trained, "eval"))
-    # measured 2026-12-01 after 15 epochs: 0.668 vs identity 0.626 (+0.042; after 25 epochs +0.073)
-    assert figures["dice_mean"] >= figures["dice_initial"] + 0.03
+    # measured after 15 epochs: 0.668 vs identity 0.626 (+0.042, 2026-12-01; after 25 epochs +0.073), 0.659
+    # (+0.033, 2026-12-02, another machine): the short run's figure varies by a hundredth between runs; a
+    # training that learns nothing stays at or below the identity
+    assert figures["dice_mean"] >= figures["dice_initial"] + 0.02
     assert figures["folding_ratio"] < 0.005
 
 

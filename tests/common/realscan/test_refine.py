@@ -63,15 +63,19 @@ def _networks():
 
 
 @pytest.mark.parametrize(  # the velocity parameterisation runs on the network grid only (refine.py)
-    "kind, levels",
+    "kind, levels, int_downsize",
     [
-        (k, n)
-        for k in ("control_points", "velocity", "residual_svf", "residual")
-        for n in (1, 2)
-        if (k, n) != ("velocity", 2)
+        *(
+            (k, n, None)
+            for k in ("control_points", "velocity", "residual_svf", "residual")
+            for n in (1, 2)
+            if (k, n) != ("velocity", 2)
+        ),
+        ("control_points", 1, 1),  # the other integration grid of each kind (default 2 and 1)
+        ("residual_svf", 1, 2),
     ],
 )
-def test_refinement_recovers_a_known_smooth_deformation(pair, kind, levels):
+def test_refinement_recovers_a_known_smooth_deformation(pair, kind, levels, int_downsize):
     inputs, truth = pair
     network, reg_on = _networks()[kind]
     assert refinement_kind(network) == kind
@@ -79,7 +83,8 @@ def test_refinement_recovers_a_known_smooth_deformation(pair, kind, levels):
         ddf = network(inputs)[0]
         inverse = ddf.clone() if kind == "residual_svf" else None
     loss = RegistrationLoss(nn.MSELoss(), regulariser=GradientRegulariser(), reg_weight=0.01, reg_on=reg_on)
-    refine = Refinement(loss, steps=80, lr=0.15, coarse=2, levels=levels)  # levels 2: 60 steps at half size
+    refine = Refinement(loss, steps=80, lr=0.15, coarse=2, levels=levels, int_downsize=int_downsize)  # levels 2:
+    # 60 steps at half size
     refined, refined_inverse = refine(network, inputs, ddf, inverse)
     inner = (slice(None), slice(4, -4), slice(4, -4), slice(4, -4))
     before = (ddf - truth)[inner].norm(dim=0).mean()
@@ -112,6 +117,8 @@ def test_zero_steps_return_the_prediction_unchanged(pair):
     assert out is ddf and inverse is None
     with pytest.raises(ValueError, match="non-negative integer"):
         Refinement(loss, steps=-1)
+    with pytest.raises(ValueError, match="int_downsize must be 1 or 2"):
+        Refinement(loss, int_downsize=4)
 
 
 def test_the_evaluators_refining_inferer_gives_refined_fields_and_their_inverses(pair):
