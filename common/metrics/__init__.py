@@ -8,7 +8,6 @@ from .regularity import (
     folding_ratio,
     mean_grad_jacobian,
     njd_percent,
-    regularity_metrics,
     sdlogj,
     std_jacobian,
 )
@@ -31,7 +30,6 @@ __all__ = [
     "nmse",
     "pair_metrics",
     "psnr",
-    "regularity_metrics",
     "sdlogj",
     "ssim",
     "std_jacobian",

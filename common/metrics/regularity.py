@@ -9,15 +9,12 @@ from collections.abc import Sequence
 
 import torch
 
-from ..spatial.jacobian import jacobian_determinant
-
 __all__ = [
     "njd_percent",
     "folding_ratio",
     "std_jacobian",
     "sdlogj",
     "mean_grad_jacobian",
-    "regularity_metrics",
 ]
 
 
@@ -65,16 +62,3 @@ def mean_grad_jacobian(det: torch.Tensor, spacing: Sequence[float] | None = None
     step = [1.0] * len(dims) if spacing is None else [float(s) for s in spacing]
     grads = torch.gradient(det.double(), spacing=step, dim=dims)
     return torch.sqrt(sum(g * g for g in grads)).flatten(1).mean(1)
-
-
-def regularity_metrics(ddf: torch.Tensor, spacing: Sequence[float] | None = None) -> dict[str, torch.Tensor]:
-    """All regularity figures of a DDF ``(B, ndim, *spatial)``, voxel units: ``{name: (B,)}``."""
-    det = jacobian_determinant(ddf)
-    return {
-        "njd_percent": njd_percent(det),
-        "folding_ratio": folding_ratio(det),
-        "std_jacobian": std_jacobian(det),
-        "sdlogj": sdlogj(det),
-        "sdlogj_l2r2021": sdlogj(det, "l2r2021"),
-        "mean_grad_jacobian": mean_grad_jacobian(det),
-    }

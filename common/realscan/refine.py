@@ -76,8 +76,9 @@ class Refinement:
         coarse: residuals (``residual_svf``, ``residual``) on a grid this many times coarser per axis.
         int_steps: scaling-and-squaring steps of ``exp`` (7, the project's default).
         levels: resolution levels (1: the network grid only); the steps are split by :func:`level_steps`.
-        int_downsize: while optimising, ``exp`` of the velocity is integrated on a grid this many times coarser
-            per axis (1 or 2); default 2 for B-spline control points, 1 for residual velocities (module docstring).
+        int_downsize: while optimising, ``exp`` of the control-point or residual velocity is integrated on a grid
+            this many times coarser per axis (1 or 2); default 2 for B-spline control points, 1 for residual
+            velocities; the velocity parameterisation is always integrated on the network grid (module docstring).
     """
 
     def __init__(

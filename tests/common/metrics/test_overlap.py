@@ -45,6 +45,8 @@ def test_labels_present_in_both_counts_large_and_negative_values():
     target = torch.tensor([1000, 7, 7, -2, 0, 0.0]).view(1, 1, 1, 2, 3)
     assert labels_present_in_both(pred, target) == [-2, 7, 1000]  # the negative map goes through unique
     assert labels_present_in_both(pred.abs(), target.abs()) == [2, 7, 1000]  # non-negative: bincount
+    huge = torch.tensor([0, 7, 2.0**40]).view(1, 1, 1, 1, 3)  # a count table of 2^40 entries is never built
+    assert labels_present_in_both(huge, huge) == [7, 2**40]
 
 
 def test_hd95_in_millimetres_for_a_shifted_cube():

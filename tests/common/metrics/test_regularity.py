@@ -8,18 +8,21 @@ from common.metrics import (
     folding_ratio,
     mean_grad_jacobian,
     njd_percent,
-    regularity_metrics,
     sdlogj,
     std_jacobian,
 )
+from common.metrics.pair import jacobian_row
 from common.spatial import identity_grid, jacobian_determinant
 
 
 @pytest.mark.parametrize("size", [(16, 16), (8, 9, 10)])
 def test_identity_is_perfectly_regular(size):
-    figures = regularity_metrics(torch.zeros(2, len(size), *size))
-    for name, value in figures.items():
-        torch.testing.assert_close(value, torch.zeros(2, dtype=torch.float64), msg=name)
+    det = jacobian_determinant(torch.zeros(2, len(size), *size))
+    for b in range(2):
+        figures = jacobian_row(det[b : b + 1])
+        assert len(figures) == 6
+        for name, value in figures.items():
+            assert value == 0.0, name
 
 
 def test_counts_on_a_known_determinant_map():
