@@ -240,7 +240,8 @@ def _bundle_rows(specs, refine_steps, refine_levels, device):
         for steps in [int(s) for s in refine_steps if int(s) > 0]:
             for levels in refine_levels:
                 row = f"{label} + refine {steps}" + ("" if levels == 1 else f" ({levels} levels)")
-                yield row, stage, network, _refinement(name, configs, steps, 0.05, levels)
+                refinement = _refinement(name, configs, steps, parser.get_parsed_content("refine_lr"), levels)
+                yield row, stage, network, refinement
 
 
 def accuracy(

@@ -68,6 +68,24 @@ def _refinement(bundle: str, configs, steps: int, lr: float, levels: int = 1):
     return bundle_refinement(find_bundle(bundle), steps, lr, _config_list(configs), levels)
 
 
+def _default_refinement(parser, bundle: str, configs, steps, lr, levels):
+    """:func:`_refinement` with ``steps`` and ``lr`` defaulting (``None``, or null / none as typed) to the bundle's
+    own ``refine_steps`` and ``refine_lr`` (its ``inference.json``, which its ``register`` run uses too)."""
+    from common.bundle.values import optional
+
+    steps = optional(steps, "refine")
+    lr = optional(lr, "refine_lr")
+    steps = parser.get_parsed_content("refine_steps") if steps is None else steps
+    lr = parser.get_parsed_content("refine_lr") if lr is None else lr
+    try:
+        steps, lr = int(steps), float(lr)
+    except ValueError:
+        raise ValueError(
+            f"--refine takes a whole number of steps and --refine_lr a number, got {steps!r}, {lr!r}"
+        ) from None
+    return _refinement(bundle, configs, steps, lr, levels)
+
+
 def _train_parser(bundle: str, configs):
     """``common.bundle.train_parser`` of the bundle with the same overlays as its inference configs."""
     from common.bundle import train_parser
@@ -105,8 +123,8 @@ def register(
     configs=None,
     device: str = "cpu",
     affine: str | None = None,
-    refine: int = 20,
-    refine_lr: float = 0.05,
+    refine: int | None = None,
+    refine_lr: float | None = None,
     refine_levels: int = 1,
     overwrite: bool = False,
     report: bool = False,
@@ -124,10 +142,11 @@ def register(
         checkpoint: weights (default: the bundle's ``models/model.pt``).
         affine: pre-alignment before the network: ``none``, ``rigid`` or ``affine`` (default: the bundle's
             ``real_scan#affine``, ``affine`` in every bundle).
-        refine: test-time refinement steps after the network (0: none; default 20, which gave MIDIR quick on the
-            demo brains most of the gain of 50 or 200 steps: Dice 0.810 -> 0.912, vs 0.917): Adam on the bundle's own
-            training objective (``train.json``'s ``loss``), keeping the method's guarantee (``common.realscan.refine``).
-        refine_lr: its learning rate (voxels per step).
+        refine: test-time refinement steps after the network (0: none; default: the bundle's ``refine_steps``, 30
+            for MIDIR and 20 for the others, which gave MIDIR and TM-TVF quick at least ANTs SyN's Dice on the demo
+            brains and the template subjects, README): Adam on the bundle's own training objective (``train.json``'s
+            ``loss``), keeping the method's guarantee (``common.realscan.refine``).
+        refine_lr: its learning rate (voxels per step; default: the bundle's ``refine_lr``, 0.05).
         refine_levels: resolution levels of the refinement (1: every step on the network grid; 2: three quarters
             of the steps on the grid halved, for large grids).
         overwrite: replace existing outputs that regzoo wrote (default: refuse, or skip in batch mode); a folder
@@ -153,7 +172,7 @@ def register(
         parser = _parser(bundle, configs, overrides)
         network = _load_network(parser, device)
         pair = {"fixed": fixed, "moving": moving, "moving_label": moving_label, "fixed_label": fixed_label}
-        refinement = _refinement(bundle, configs, int(refine), float(refine_lr), refine_levels)
+        refinement = _default_refinement(parser, bundle, configs, refine, refine_lr, refine_levels)
         metrics = _register_pair(parser, network, pair, out, device, overwrite, report, refinement)
         print(json.dumps({"bundle": bundle, **metrics_row(metrics)}, indent=1))
         return
@@ -164,5 +183,5 @@ def register(
     parser = _parser(bundle, configs, overrides)
     network = _load_network(parser, device)
     stage = parser.get_parsed_content("real_scan")
-    refinement = _refinement(bundle, configs, int(refine), float(refine_lr), refine_levels)
+    refinement = _default_refinement(parser, bundle, configs, refine, refine_lr, refine_levels)
     BatchRegistration(stage, network, pairs, out, device, overwrite, report, refinement).run()

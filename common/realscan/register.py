@@ -129,7 +129,7 @@ def register_pair(
     if refine is not None and refine.steps:
         ddf, inverse = refine(network, prepared.inputs, ddf, inverse)
     fixed_affine, fixed_shape = fixed_image.affine, fixed_image.shape[:3]
-    full = prepared.displacement(ddf, fixed_affine, fixed_shape)
+    full, warp = prepared.displacements(ddf, fixed_affine, fixed_shape)
     outputs = {"warped": warp_physical(moving, moving_image.affine, full, fixed_affine)[0].numpy()}
     if "moving_label" in labels:
         warped_label = warp_physical(labels["moving_label"][0], moving_image.affine, full, fixed_affine, mode="nearest")
@@ -156,7 +156,7 @@ def register_pair(
         metrics["dice_mean"] = row["dice_mean"]
 
     with atomic_folder(out, overwrite) as tmp:
-        writers = _transform_writers(prepared, ddf, inverse, full, fixed_image, moving_image, tmp)
+        writers = _transform_writers(prepared, inverse, full, warp, fixed_image, moving_image, tmp)
         for name, array in outputs.items():
             array = array.astype(np.int16 if name == "warped_label" else np.float32)
             writers.append(partial(save_like, array, fixed_image, f"{tmp}/{name}.nii.gz"))
@@ -177,11 +177,10 @@ def _world_centre(prepared: PreparedPair) -> np.ndarray:
     return (prepared.grid @ np.append((size - 1) / 2, 1.0))[:3]
 
 
-def _transform_writers(prepared, ddf, inverse, full, fixed_image, moving_image, folder: str) -> list:
+def _transform_writers(prepared, inverse, full, warp, fixed_image, moving_image, folder: str) -> list:
     """Writers (calls without arguments) of the transform files of the module docstring, their fields computed
-    now; ``full``: the whole map's displacement on the fixed grid."""
+    now; ``full``, ``warp``: the whole map's and the deformation's displacements on the fixed grid."""
     fixed_affine, fixed_shape = fixed_image.affine, fixed_image.shape[:3]
-    warp = prepared.displacement(ddf, fixed_affine, fixed_shape, with_affine=False)
     writers = [
         partial(write_displacement_nifti, full, fixed_affine, f"{folder}/ddf_itk.nii.gz"),
         partial(write_ants_affine, prepared.affine, f"{folder}/transform_0GenericAffine.mat"),

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..spatial.physical import physical_displacement, resample_affine
+from ..spatial.physical import apply_affine, grid_world, physical_displacement, resample_affine
 from .affine import AFFINE_MODELS, SIMILARITIES, align_affine
 from .grid import foreground_centre, network_grid
 
@@ -39,21 +39,23 @@ class PreparedPair:
     affine: np.ndarray
     seconds: dict = field(default_factory=dict)
 
-    def displacement(
-        self, ddf: torch.Tensor, out_affine: np.ndarray, out_shape: Sequence[int], with_affine: bool = True
-    ) -> torch.Tensor:
-        """Physical displacement (RAS mm, ``(3, *out_shape)``) on the grid ``out_affine`` of the network DDF
-        ``ddf`` ``(3, *spatial)``: of the whole map (``with_affine``), or of the deformation alone (ANTs' warp,
-        applied before the affine)."""
-        target = self.affine @ self.grid if with_affine else self.grid
-        return physical_displacement(ddf, self.grid, target, out_affine, out_shape)
+    def displacements(
+        self, ddf: torch.Tensor, out_affine: np.ndarray, out_shape: Sequence[int]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Physical displacements (RAS mm, ``(3, *out_shape)``, float64) on the grid ``out_affine`` of the network
+        DDF ``ddf`` ``(3, *spatial)``: (the whole map, the deformation alone: ANTs' warp, applied before the
+        affine). One sampling of ``ddf`` gives both: the whole map's displacement is ``A(x + w(x)) - x`` of the
+        deformation's ``w``."""
+        warp = physical_displacement(ddf, self.grid, self.grid, out_affine, out_shape)
+        world = grid_world(out_affine, out_shape)
+        return apply_affine(self.affine, world + warp) - world, warp
 
     def inverse_displacement(
         self, inverse_ddf: torch.Tensor, out_affine: np.ndarray, out_shape: Sequence[int], with_affine: bool = True
     ) -> torch.Tensor:
-        """The same for the network's inverse DDF (moving network grid -> fixed network grid): of the whole inverse
-        map on a moving-space grid (``with_affine``), or of the inverse deformation alone on a fixed-space grid
-        (ANTs' inverse warp, applied after the inverse affine)."""
+        """Physical displacement (RAS mm) of the network's inverse DDF (moving network grid -> fixed network grid):
+        of the whole inverse map on a moving-space grid (``with_affine``), or of the inverse deformation alone on a
+        fixed-space grid (ANTs' inverse warp, applied after the inverse affine)."""
         source = self.affine @ self.grid if with_affine else self.grid
         return physical_displacement(inverse_ddf, source, self.grid, out_affine, out_shape)
 

@@ -66,6 +66,13 @@ def test_bundle_files_and_metadata(bundle):
     for key in ("bundle_root", "device", "network_def", "inferer", "output_dir"):
         assert key in infer, f"{bundle}/inference.json lacks {key}"
     assert not os.path.isdir(os.path.join(root, "scripts")), "bundles hold configuration, not code"
+    # one default refinement per bundle: regzoo register and the register run read inference.json's, the
+    # evaluation overlay refine.json repeats it (it stacks on train.json, not on inference.json)
+    assert int(infer["refine_steps"]) > 0 and float(infer["refine_lr"]) > 0
+    refine = os.path.join(root, "configs", "refine.json")
+    if os.path.isfile(refine):
+        overlay = json.load(open(refine, encoding="utf-8"))
+        assert (overlay["refine_steps"], overlay["refine_lr"]) == (infer["refine_steps"], infer["refine_lr"])
     multi = json.load(open(os.path.join(root, "configs", "multi_gpu_train.json"), encoding="utf-8"))
     # every rank runs every state-changing handler (validation, learning-rate schedules, field statistics)
     assert multi["train#trainer#train_handlers"] == "$common.engines.rank_handlers(@train#handlers)"

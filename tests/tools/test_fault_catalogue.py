@@ -181,6 +181,7 @@ def test_bad_input_file_is_refused_and_nothing_is_written(kind, pair, ckpt, tmp_
         ("missing_checkpoint", "checkpoint not found"),
         ("code_pickle", "not a readable PyTorch checkpoint"),
         ("no_pair", "give --fixed and --moving"),
+        ("refine_word", "--refine takes a whole number of steps"),
     ],
 )
 def test_bad_command_is_refused_before_any_work(case, words, pair, ckpt, tmp_path, monkeypatch, capsys):  # noqa: F811
@@ -196,6 +197,8 @@ def test_bad_command_is_refused_before_any_work(case, words, pair, ckpt, tmp_pat
         args[args.index("--checkpoint") + 1] = other
     elif case == "missing_checkpoint":
         args[args.index("--checkpoint") + 1] = str(tmp_path / "none.pt")
+    elif case == "refine_word":
+        args[args.index("--refine") + 1] = "lots"
     elif case == "code_pickle":
         import pickle
 

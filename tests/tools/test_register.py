@@ -207,7 +207,8 @@ def test_batch_mode_writes_a_table_and_resumes(pair, tmp_path):
 
 def test_the_inference_config_register_run_registers_as_the_command(pair, tmp_path):
     """``python -m monai.bundle run register --config_file configs/inference.json`` (the model-zoo path) goes
-    through the same real-scan stage as ``regzoo register``: the same pairs give the same figures."""
+    through the same real-scan stage and default refinement as ``regzoo register``: the same pairs give the same
+    figures."""
     ckpt = _checkpoint("voxelmorph", tmp_path / "vm.pt")
     datalist = tmp_path / "pairs.json"
     spec = {
@@ -231,9 +232,7 @@ def test_the_inference_config_register_run_registers_as_the_command(pair, tmp_pa
         ckpt,
         "--out",
         str(tmp_path / "cli"),
-        "--refine",
-        "0",  # the bundle's register run does not refine
-    )
+    )  # both with the bundle's default refinement (its inference.json's refine_steps)
     assert result.returncode == 0, result.stderr
     root = tmp_path / "voxelmorph"
     shutil.copytree(find_bundle("voxelmorph"), root, ignore=shutil.ignore_patterns("data", "models", "runs", "eval"))
@@ -250,6 +249,7 @@ def test_the_inference_config_register_run_registers_as_the_command(pair, tmp_pa
         with open(tmp_path / name / "metrics.csv", encoding="utf-8") as f:
             rows[name] = list(csv.DictReader(f))
     assert len(rows["cli"]) == len(rows["bundle"]) == 1
+    assert int(rows["cli"][0]["refine_steps"]) == int(rows["bundle"][0]["refine_steps"]) == 20
     for column in ("dice_mean", "affine_rotation_deg", "affine_translation_mm", "njd_percent"):
         assert float(rows["cli"][0][column]) == pytest.approx(float(rows["bundle"][0][column]), abs=1e-4), column
     assert (tmp_path / "bundle" / rows["bundle"][0]["pair"] / "transform.h5").is_file()
