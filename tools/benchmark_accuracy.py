@@ -5,12 +5,15 @@ Rows: the headers alone (identity), the affine stage alone, each given bundle, e
 given number of steps, and the classical peers where a Python that has them is found (each in its own process, so
 its numpy / ITK pins never meet ours): ANTs SyN (``antspyx``: ``ants.registration(type_of_transform="SyN")``, its
 own affine stage included), elastix (``itk-elastix``: its default affine then B-spline parameter maps, Mattes
-mutual information, 4 resolutions, 10 mm final grid) and ConvexAdam (``convexadam``: ``convex_adam_pt`` at its
+mutual information, 4 resolutions, 10 mm final grid), ConvexAdam (``convexadam``: ``convex_adam_pt`` at its
 defaults, MIND features, on the fixed voxel grid; no affine stage of its own; its labels warped and its det J
-computed here, by ``common.spatial``). Columns: Dice mean over the labels present in both maps, Dice of each label
-group of the data (the union of the group's labels), HD95 (mm, mean over labels), NJD % and SDlogJ of the whole
-map, and seconds per pair (everything from reading the files to the written outputs; peers: reading, registration
-and label resampling; ConvexAdam: reading and registration).
+computed here, by ``common.spatial``) and FireANTs (``fireants``: the affine then greedy deformable registration of
+its quickstart, CC with a 5-voxel window, or mutual information where the affine-only row takes NMI, on the fixed
+voxel grid, on ``device`` where its torch has it, else the CPU; labels and det J here, as ConvexAdam's). Columns:
+Dice mean over the labels present in both maps, Dice of each label group of the data (the union of the group's
+labels), HD95 (mm, mean over labels), NJD % and SDlogJ of the whole map, and seconds per pair (everything from
+reading the files to the written outputs; peers: reading, registration and label resampling; ConvexAdam and
+FireANTs: reading and registration).
 
 Pairs: the demo brains (phantoms, 2 mm; ``data="multimodal"``: their T2w-like moving images), ``data="mni"`` (real
 anatomy: subjects of the MNI ICBM152 2009 template, :mod:`common.data.template`), a data set in its own layout
@@ -24,6 +27,7 @@ import csv
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 
@@ -96,9 +100,59 @@ for pair in json.load(open(sys.argv[1])):
 json.dump(out, open(sys.argv[2], "w"))
 """
 
+_FIREANTS = r"""
+import json, os, sys, time
+import nibabel as nib, numpy as np, SimpleITK as sitk, torch
+from nibabel.processing import resample_from_to
+from fireants.io import BatchedImages, Image
+from fireants.registration.affine import AffineRegistration
+from fireants.registration.greedy import GreedyRegistration
+torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+asked = os.environ.get("REGZOO_PEER_DEVICE", "cpu")
+device = asked if asked.startswith("cuda") and torch.cuda.is_available() else "cpu"
+out = []
+for pair in json.load(open(sys.argv[1])):
+    start = time.perf_counter()
+    fixed, moving, label = (nib.load(pair[k]) for k in ("fixed", "moving", "moving_label"))
+    if moving.shape[:3] != fixed.shape[:3] or not np.allclose(moving.affine, fixed.affine):  # its voxel grid
+        moving = resample_from_to(moving, fixed, order=1)
+        label = resample_from_to(label, fixed, order=0)
+    # one voxel grid for both, so voxel space is all that matters: nibabel (i, j, k) is SimpleITK's array (k, j, i)
+    fixed_image, moving_image = (
+        BatchedImages([Image(sitk.GetImageFromArray(np.asarray(n.dataobj, np.float32).transpose(2, 1, 0)), device)])
+        for n in (fixed, moving)
+    )
+    loss = {"loss_type": "mi"} if pair["similarity"] == "nmi" else {"loss_type": "cc", "cc_kernel_size": 5}
+    affine = AffineRegistration([4, 2, 1], [200, 100, 50], fixed_image, moving_image, optimizer="Adam",
+                                optimizer_lr=3e-3, **loss)
+    affine.optimize()
+    greedy = GreedyRegistration(scales=[4, 2, 1], iterations=[200, 100, 25], fixed_images=fixed_image,
+                                moving_images=moving_image, deformation_type="compositive", smooth_grad_sigma=1,
+                                optimizer="adam", optimizer_lr=0.5, init_affine=affine.get_affine_matrix().detach(),
+                                **loss)
+    greedy.optimize()
+    grid = greedy.get_warped_coordinates(fixed_image, moving_image)[0].detach().cpu().numpy()
+    seconds = time.perf_counter() - start
+    np.save(os.path.join(pair["out"], "grid_normalized.npy"), grid.astype(np.float32))
+    nib.save(nib.Nifti1Image(np.asarray(label.dataobj), fixed.affine), os.path.join(pair["out"], "moving_label.nii.gz"))
+    out.append({"seconds": seconds, "device": device})
+json.dump(out, open(sys.argv[2], "w"))
+"""
+
+
+def ddf_from_normalized_grid(grid: np.ndarray) -> np.ndarray:
+    """The displacement (voxels, axes last, ``(X, Y, Z, 3)`` in nibabel's index order) of a ``grid_sample`` grid
+    over a SimpleITK-ordered array (``(Z, Y, X, 3)``: normalised ``[-1, 1]`` coordinates, ``align_corners=True``,
+    the last axis in (x, y, z) order, i.e. nibabel's (i, j, k)) of one voxel grid: FireANTs' output."""
+    grid = np.asarray(grid, dtype=np.float64).transpose(2, 1, 0, 3)
+    size = np.array(grid.shape[:3], dtype=np.float64)
+    index = np.stack(np.meshgrid(*[np.arange(n) for n in grid.shape[:3]], indexing="ij"), -1)
+    return ((grid + 1) / 2 * (size - 1) - index).astype(np.float32)
+
 
 def _field_outputs(folder: str) -> None:
-    """A peer that gives only its displacement (``ddf_voxels.npy``: fixed voxel grid, voxels, axes last) and the
+    """A peer that gives only its displacement (``ddf_voxels.npy``: fixed voxel grid, voxels, axes last; or FireANTs'
+    ``grid_normalized.npy``, :func:`ddf_from_normalized_grid`) and the
     moving labels on the fixed grid: ``warped_label.nii.gz`` and ``jacobian.nii.gz`` by the project's own label
     warp and Jacobian (``common.spatial``), as every bundle row."""
     import nibabel as nib
@@ -106,7 +160,13 @@ def _field_outputs(folder: str) -> None:
 
     from common.spatial import jacobian_determinant, warp_label
 
-    ddf = torch.from_numpy(np.load(os.path.join(folder, "ddf_voxels.npy"))).permute(3, 0, 1, 2)[None]
+    grid = os.path.join(folder, "grid_normalized.npy")
+    field = (
+        ddf_from_normalized_grid(np.load(grid))
+        if os.path.isfile(grid)
+        else np.load(os.path.join(folder, "ddf_voxels.npy"))
+    )
+    ddf = torch.from_numpy(field).permute(3, 0, 1, 2)[None]
     label = nib.load(os.path.join(folder, "moving_label.nii.gz"))
     moving = torch.from_numpy(np.asarray(label.dataobj).astype(np.float32))[None, None]
     warped = warp_label(moving, ddf)[0, 0].numpy().astype(np.int16)
@@ -129,6 +189,12 @@ _PEERS = {
         "from convexAdam.convex_adam_MIND import convex_adam_pt",
         _CONVEXADAM,
         "REGZOO_CONVEXADAM_PYTHON",
+    ),
+    "FireANTs greedy (fireants)": (
+        "fireants",
+        "from fireants.registration.greedy import GreedyRegistration",
+        _FIREANTS,
+        "REGZOO_FIREANTS_PYTHON",
     ),
 }
 
@@ -263,9 +329,10 @@ def accuracy(
     layout: str = "oasis",
     label_groups: str | dict | None = None,
     elastix_python: str | None = None,
-    peers=("ants", "elastix", "convexadam"),
+    peers=("ants", "elastix", "convexadam", "fireants"),
     affine_similarity: str | None = None,
     convexadam_python: str | None = None,
+    fireants_python: str | None = None,
 ) -> None:
     """Print (and write to ``out`` as ``accuracy.md`` / ``accuracy.csv``) the table of the module docstring.
 
@@ -290,10 +357,13 @@ def accuracy(
             then ``python3``).
         convexadam_python: a Python with ``convexadam`` (and torch; default: ``$REGZOO_CONVEXADAM_PYTHON``, then
             the Pythons found for the other peers, then ``python3``).
-        peers: which peer rows to run (``ants``, ``elastix``, ``convexadam``; default all, where found; ``none``:
-            no peers).
+        fireants_python: a Python with ``fireants`` (and torch; default: ``$REGZOO_FIREANTS_PYTHON``, then the
+            Pythons found for the other peers, then ``python3``); it runs on ``device`` where its torch has it.
+        peers: which peer rows to run (``ants``, ``elastix``, ``convexadam``, ``fireants``; default all, where
+            found; ``none``: no peers).
         affine_similarity: the "affine only" row's similarity (``ncc``, ``nmi``; default: ``nmi`` for
-            ``data="multimodal"``, else ``ncc``; the bundle rows use their configs' ``affine_similarity``).
+            ``data="multimodal"``, else ``ncc``; the bundle rows use their configs' ``affine_similarity``), and
+            FireANTs' (``nmi``: its mutual information, else its CC).
     """
     import torch
 
@@ -302,7 +372,9 @@ def accuracy(
     wanted = _names(peers)
     unknown = wanted - {key for key, *_ in _PEERS.values()} - {"none"}
     if unknown:
-        raise ValueError(f"peers must be among ants, elastix, convexadam (or none), got {', '.join(sorted(unknown))}")
+        raise ValueError(
+            f"peers must be among ants, elastix, convexadam, fireants (or none), got {', '.join(sorted(unknown))}"
+        )
     torch.set_num_threads(threads)
     specs = _bundle_specs(json.loads(bundles) if isinstance(bundles, str) else dict(bundles or {}), configs)
     similarity = affine_similarity or ("nmi" if data == "multimodal" and not (datalist or dataset_dir) else "ncc")
@@ -315,7 +387,12 @@ def accuracy(
         cases = [c for c in cases if c.get("fixed_label") and c.get("moving_label")]
         if not cases:
             raise ValueError("benchmark accuracy needs pairs with fixed_label and moving_label")
-        given = {"ants": ants_python, "elastix": elastix_python, "convexadam": convexadam_python}
+        given = {
+            "ants": ants_python,
+            "elastix": elastix_python,
+            "convexadam": convexadam_python,
+            "fireants": fireants_python,
+        }
         found = {}  # peer row -> the Python that has it (None: not found)
         for name, (key, check, _, variable) in _PEERS.items():
             if key in wanted:
@@ -339,7 +416,11 @@ def accuracy(
             rows.append(_summary(label, scores, seconds))
         for name, python in found.items():
             if python:
-                rows.append(_peer_row(name, python, cases, work, threads, hd95, groups))
+                try:
+                    rows.append(_peer_row(name, python, cases, work, threads, hd95, groups, similarity, device))
+                except RuntimeError as error:  # the other rows stand; the table says what failed
+                    print(f"regzoo benchmark accuracy: {error}", file=sys.stderr)
+                    rows.append({"method": f"{name}: failed ({error})".replace("|", "/")})
     header = (
         f"regzoo benchmark accuracy: {len(cases)} pairs ({described}); "
         f"{platform.node()} ({platform.processor() or platform.machine()}), {device}, {threads} threads, "
@@ -363,17 +444,22 @@ def accuracy(
             writer.writerows(rows)
 
 
-def _peer_row(name: str, python: str, cases: list, work: str, threads: int, hd95: bool, groups) -> dict:
-    """The row of the peer ``name`` (``_PEERS``): its script run by ``python`` on every pair, then scored here."""
+def _peer_row(
+    name: str, python: str, cases: list, work: str, threads: int, hd95: bool, groups, similarity: str, device: str
+) -> dict:
+    """The row of the peer ``name`` (``_PEERS``): its script run by ``python`` on every pair, then scored here; a
+    peer that reports its device (FireANTs: ``device`` when its torch has it, else the CPU) names it in the row."""
     key, _, script, _ = _PEERS[name]
-    jobs = [{**pair, "out": os.path.join(work, f"{key}_{i}")} for i, pair in enumerate(cases)]
+    jobs = [{**pair, "out": os.path.join(work, f"{key}_{i}"), "similarity": similarity} for i, pair in enumerate(cases)]
     for job in jobs:
         os.makedirs(job["out"], exist_ok=True)
-    timings = [r["seconds"] for r in run_peer(python, script, jobs, work, key, threads)]
+    results = run_peer(python, script, jobs, work, key, threads, device=device)
     for job in jobs:
-        if os.path.isfile(os.path.join(job["out"], "ddf_voxels.npy")):
+        if any(os.path.isfile(os.path.join(job["out"], f)) for f in ("ddf_voxels.npy", "grid_normalized.npy")):
             _field_outputs(job["out"])
-    return _summary(name, [_scores(j["out"], j, hd95, groups) for j in jobs], timings)
+    devices = sorted({r["device"] for r in results if "device" in r})
+    label = f"{name}, {', '.join(devices)}" if devices else name
+    return _summary(label, [_scores(j["out"], j, hd95, groups) for j in jobs], [r["seconds"] for r in results])
 
 
 def _found(found: dict) -> str:

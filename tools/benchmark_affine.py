@@ -85,14 +85,30 @@ def find_python(check: str, candidates) -> str | None:
     return None
 
 
-def run_peer(python: str, script: str, jobs: list, work: str, name: str, threads: int, timeout: int = 7200):
+def run_peer(
+    python: str, script: str, jobs: list, work: str, name: str, threads: int, timeout: int = 7200, device: str = "cpu"
+):
     """Run a peer's ``script`` in ``python`` (its own environment) as ``script <jobs.json> <result.json>`` with
-    ``threads`` ITK / OpenMP threads; returns the JSON it wrote."""
+    ``threads`` ITK / OpenMP threads and ``device`` as ``$REGZOO_PEER_DEVICE`` (progress bars off); returns the JSON
+    it wrote. A peer that fails or runs past ``timeout`` seconds raises ``RuntimeError`` naming it and its last
+    line of error output."""
     spec, result = os.path.join(work, f"{name}_pairs.json"), os.path.join(work, f"{name}_result.json")
     with open(spec, "w", encoding="utf-8") as f:
         json.dump(jobs, f)
-    env = {**os.environ, "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
-    subprocess.run([python, "-c", script, spec, result], check=True, env=env, timeout=timeout)
+    env = {
+        **os.environ,
+        "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": str(threads),
+        "OMP_NUM_THREADS": str(threads),
+        "REGZOO_PEER_DEVICE": device,
+        "TQDM_DISABLE": "1",
+    }
+    try:
+        done = subprocess.run([python, "-c", script, spec, result], env=env, timeout=timeout, stderr=subprocess.PIPE)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"{name} ({python}) ran past {timeout} s") from None
+    if done.returncode != 0:
+        last = (done.stderr.decode(errors="replace").strip().splitlines() or ["no error output"])[-1]
+        raise RuntimeError(f"{name} ({python}) exited with {done.returncode}: {last}")
     with open(result, encoding="utf-8") as f:
         return json.load(f)
 

@@ -1,6 +1,7 @@
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from regzoo import benchmark
@@ -85,7 +86,12 @@ def test_accuracy_benchmark_quick_run_writes_the_table(brain_demo, tmp_path, mon
     parser = inference_parser([os.path.join(folder, "configs", c) for c in ("inference.json", "quick.json")])
     parser.update({"bundle_root": folder})
     torch.save(parser.get_parsed_content("network_def").state_dict(), tmp_path / "midir.pt")
-    for variable in ("REGZOO_ANTS_PYTHON", "REGZOO_ELASTIX_PYTHON", "REGZOO_CONVEXADAM_PYTHON"):
+    for variable in (
+        "REGZOO_ANTS_PYTHON",
+        "REGZOO_ELASTIX_PYTHON",
+        "REGZOO_CONVEXADAM_PYTHON",
+        "REGZOO_FIREANTS_PYTHON",
+    ):
         monkeypatch.delenv(variable, raising=False)
     benchmark_accuracy.accuracy(
         bundles={"midir": str(tmp_path / "midir.pt")},
@@ -107,9 +113,52 @@ def test_accuracy_benchmark_quick_run_writes_the_table(brain_demo, tmp_path, mon
     assert rows[0] == "method,dice,dice_cortex,dice_WM,hd95_mm,njd_percent,sdlogj,seconds" and len(rows) == 5
     assert f"1 pairs ({brain_demo} (oasis))" in table
     assert "ANTs SyN (antspyx) not found" in table and "elastix affine + B-spline (itk-elastix) not found" in table
-    assert "ConvexAdam (convexadam) not found" in table
-    with pytest.raises(ValueError, match="peers must be among ants, elastix, convexadam"):
+    assert "ConvexAdam (convexadam) not found" in table and "FireANTs greedy (fireants) not found" in table
+    with pytest.raises(ValueError, match="peers must be among ants, elastix, convexadam, fireants"):
         benchmark_accuracy.accuracy(pairs=1, dataset_dir=brain_demo, peers="ants,niftyreg", out=str(tmp_path / "x"))
+
+
+def test_accuracy_benchmark_keeps_its_table_when_a_peer_fails(brain_demo, tmp_path):
+    """A peer that is found but fails (here a stand-in Python that passes the import check, then exits 3 with a
+    message) leaves the other rows and the table written; its row names it, the exit status and the message."""
+    from regzoo import benchmark_accuracy
+
+    fake = tmp_path / "fake-python"
+    fake.write_text('#!/bin/sh\n[ "$2" = "import ants" ] && exit 0\necho "antspyx: out of memory" >&2\nexit 3\n')
+    fake.chmod(0o755)
+    benchmark_accuracy.accuracy(
+        pairs=1, dataset_dir=brain_demo, peers="ants", ants_python=str(fake), hd95=False, refine=0, out=str(tmp_path)
+    )
+    table = (tmp_path / "accuracy.md").read_text()
+    assert f"| ANTs SyN (antspyx): failed (ants ({fake}) exited with 3: antspyx: out of memory) |" in table
+    assert "| affine only | 0." in table and len((tmp_path / "accuracy.csv").read_text().splitlines()) == 4
+
+
+def test_fireants_sampling_grid_becomes_the_displacement_our_warp_applies_alike():
+    """FireANTs gives a ``grid_sample`` grid over SimpleITK's array order (z, y, x; normalised, corners aligned):
+    warping with the voxel displacement made of it (``common.spatial.warp``, nibabel order) must give what
+    ``grid_sample`` gives with the grid itself on the SimpleITK-ordered image (the independent path)."""
+    import torch
+    import torch.nn.functional as F
+
+    from common.spatial import warp
+    from regzoo.benchmark_accuracy import ddf_from_normalized_grid
+
+    g = torch.Generator().manual_seed(0)
+    size = (9, 11, 13)  # nibabel (i, j, k)
+    image = F.interpolate(torch.rand(1, 1, 4, 5, 6, generator=g), size=size, mode="trilinear", align_corners=True)
+    sitk_order = image.permute(0, 1, 4, 3, 2)  # (k, j, i)
+    theta = torch.tensor([[[1.0, 0.05, 0.0, 0.1], [-0.04, 0.95, 0.02, -0.05], [0.0, 0.03, 1.05, 0.08]]])
+    grid = F.affine_grid(theta, (1, 1, *sitk_order.shape[2:]), align_corners=True)
+    grid = grid + 0.05 * F.interpolate(
+        torch.randn(1, 3, 3, 3, 3, generator=g), size=sitk_order.shape[2:], mode="trilinear", align_corners=True
+    ).permute(0, 2, 3, 4, 1)
+    expected = F.grid_sample(sitk_order, grid, align_corners=True, padding_mode="border").permute(0, 1, 4, 3, 2)
+    ddf = torch.from_numpy(ddf_from_normalized_grid(grid[0].numpy())).permute(3, 0, 1, 2)[None]
+    assert ddf.shape == (1, 3, *size) and ddf.abs().max() > 0.3  # a real displacement, in voxels
+    torch.testing.assert_close(warp(image, ddf), expected, atol=1e-4, rtol=0)
+    identity = F.affine_grid(torch.eye(3, 4)[None], (1, 1, *sitk_order.shape[2:]), align_corners=True)
+    assert np.abs(ddf_from_normalized_grid(identity[0].numpy())).max() < 1e-5
 
 
 def test_accuracy_benchmark_multimodal_pairs_and_bundles_trained_two_ways(brain_demo, tmp_path):
