@@ -79,44 +79,53 @@ for pair in json.load(open(sys.argv[1])):
 json.dump(out, open(sys.argv[2], "w"))
 """
 
-_CONVEXADAM = r"""
+#: what the peers that work on the fixed voxel grid share (ConvexAdam, FireANTs): the pair read, the moving image
+#: and labels resampled onto the fixed grid by their headers, the labels saved for :func:`_field_outputs`
+_ON_FIXED_GRID = r"""
 import json, os, sys, time
 import nibabel as nib, numpy as np, torch
 from nibabel.processing import resample_from_to
-from convexAdam.convex_adam_MIND import convex_adam_pt
 torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+def on_fixed_grid(pair):
+    fixed, moving, label = (nib.load(pair[k]) for k in ("fixed", "moving", "moving_label"))
+    if moving.shape[:3] != fixed.shape[:3] or not np.allclose(moving.affine, fixed.affine):
+        moving = resample_from_to(moving, fixed, order=1)
+        label = resample_from_to(label, fixed, order=0)
+    return fixed, moving, label
+def save_label(pair, label, fixed):
+    nib.save(nib.Nifti1Image(np.asarray(label.dataobj), fixed.affine), os.path.join(pair["out"], "moving_label.nii.gz"))
+"""
+
+_CONVEXADAM = (
+    _ON_FIXED_GRID
+    + r"""
+from convexAdam.convex_adam_MIND import convex_adam_pt
 out = []
 for pair in json.load(open(sys.argv[1])):
     start = time.perf_counter()
-    fixed, moving, label = (nib.load(pair[k]) for k in ("fixed", "moving", "moving_label"))
-    if moving.shape[:3] != fixed.shape[:3] or not np.allclose(moving.affine, fixed.affine):  # its voxel grid
-        moving = resample_from_to(moving, fixed, order=1)
-        label = resample_from_to(label, fixed, order=0)
+    fixed, moving, label = on_fixed_grid(pair)
     disp = convex_adam_pt(fixed.get_fdata(), moving.get_fdata(), device=torch.device("cpu"))  # voxels, fixed grid
     seconds = time.perf_counter() - start
     np.save(os.path.join(pair["out"], "ddf_voxels.npy"), disp.astype(np.float32))
-    nib.save(nib.Nifti1Image(np.asarray(label.dataobj), fixed.affine), os.path.join(pair["out"], "moving_label.nii.gz"))
+    save_label(pair, label, fixed)
     out.append({"seconds": seconds})
 json.dump(out, open(sys.argv[2], "w"))
 """
+)
 
-_FIREANTS = r"""
-import json, os, sys, time
-import nibabel as nib, numpy as np, SimpleITK as sitk, torch
-from nibabel.processing import resample_from_to
+_FIREANTS = (
+    _ON_FIXED_GRID
+    + r"""
+import SimpleITK as sitk
 from fireants.io import BatchedImages, Image
 from fireants.registration.affine import AffineRegistration
 from fireants.registration.greedy import GreedyRegistration
-torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
 asked = os.environ.get("REGZOO_PEER_DEVICE", "cpu")
 device = asked if asked.startswith("cuda") and torch.cuda.is_available() else "cpu"
 out = []
 for pair in json.load(open(sys.argv[1])):
     start = time.perf_counter()
-    fixed, moving, label = (nib.load(pair[k]) for k in ("fixed", "moving", "moving_label"))
-    if moving.shape[:3] != fixed.shape[:3] or not np.allclose(moving.affine, fixed.affine):  # its voxel grid
-        moving = resample_from_to(moving, fixed, order=1)
-        label = resample_from_to(label, fixed, order=0)
+    fixed, moving, label = on_fixed_grid(pair)
     # one voxel grid for both, so voxel space is all that matters: nibabel (i, j, k) is SimpleITK's array (k, j, i)
     fixed_image, moving_image = (
         BatchedImages([Image(sitk.GetImageFromArray(np.asarray(n.dataobj, np.float32).transpose(2, 1, 0)), device)])
@@ -134,25 +143,27 @@ for pair in json.load(open(sys.argv[1])):
     grid = greedy.get_warped_coordinates(fixed_image, moving_image)[0].detach().cpu().numpy()
     seconds = time.perf_counter() - start
     np.save(os.path.join(pair["out"], "grid_normalized.npy"), grid.astype(np.float32))
-    nib.save(nib.Nifti1Image(np.asarray(label.dataobj), fixed.affine), os.path.join(pair["out"], "moving_label.nii.gz"))
+    save_label(pair, label, fixed)
     out.append({"seconds": seconds, "device": device})
 json.dump(out, open(sys.argv[2], "w"))
 """
+)
 
 
-def ddf_from_normalized_grid(grid: np.ndarray) -> np.ndarray:
-    """The displacement (voxels, axes last, ``(X, Y, Z, 3)`` in nibabel's index order) of a ``grid_sample`` grid
-    over a SimpleITK-ordered array (``(Z, Y, X, 3)``: normalised ``[-1, 1]`` coordinates, ``align_corners=True``,
-    the last axis in (x, y, z) order, i.e. nibabel's (i, j, k)) of one voxel grid: FireANTs' output."""
-    grid = np.asarray(grid, dtype=np.float64).transpose(2, 1, 0, 3)
-    size = np.array(grid.shape[:3], dtype=np.float64)
-    index = np.stack(np.meshgrid(*[np.arange(n) for n in grid.shape[:3]], indexing="ij"), -1)
-    return ((grid + 1) / 2 * (size - 1) - index).astype(np.float32)
+def fireants_ddf(grid: np.ndarray):
+    """The DDF ``(1, 3, X, Y, Z)`` (voxels, nibabel's axis order) of FireANTs' sampling grid: ``grid_sample``
+    coordinates over SimpleITK's ``(k, j, i)`` array, shape ``(Z, Y, X, 3)``, whose last axis is therefore
+    nibabel's ``(i, j, k)``; turned into the grid over the nibabel-ordered array for ``common.spatial``."""
+    import torch
+
+    from common.spatial import ddf_from_grid
+
+    return ddf_from_grid(torch.from_numpy(np.ascontiguousarray(grid)).permute(2, 1, 0, 3).flip(-1)[None])
 
 
 def _field_outputs(folder: str) -> None:
     """A peer that gives only its displacement (``ddf_voxels.npy``: fixed voxel grid, voxels, axes last; or FireANTs'
-    ``grid_normalized.npy``, :func:`ddf_from_normalized_grid`) and the
+    ``grid_normalized.npy``, :func:`fireants_ddf`) and the
     moving labels on the fixed grid: ``warped_label.nii.gz`` and ``jacobian.nii.gz`` by the project's own label
     warp and Jacobian (``common.spatial``), as every bundle row."""
     import nibabel as nib
@@ -161,12 +172,10 @@ def _field_outputs(folder: str) -> None:
     from common.spatial import jacobian_determinant, warp_label
 
     grid = os.path.join(folder, "grid_normalized.npy")
-    field = (
-        ddf_from_normalized_grid(np.load(grid))
-        if os.path.isfile(grid)
-        else np.load(os.path.join(folder, "ddf_voxels.npy"))
-    )
-    ddf = torch.from_numpy(field).permute(3, 0, 1, 2)[None]
+    if os.path.isfile(grid):
+        ddf = fireants_ddf(np.load(grid))
+    else:
+        ddf = torch.from_numpy(np.load(os.path.join(folder, "ddf_voxels.npy"))).permute(3, 0, 1, 2)[None]
     label = nib.load(os.path.join(folder, "moving_label.nii.gz"))
     moving = torch.from_numpy(np.asarray(label.dataobj).astype(np.float32))[None, None]
     warped = warp_label(moving, ddf)[0, 0].numpy().astype(np.int16)

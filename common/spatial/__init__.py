@@ -14,9 +14,10 @@ from .physical import (
     warp_physical,
 )
 from .resize import resize_displacement
-from .warp import identity_grid, warp, warp_label
+from .warp import ddf_from_grid, identity_grid, warp, warp_label
 
 __all__ = [
+    "ddf_from_grid",
     "RAS_TO_LPS",
     "apply_affine",
     "grid_world",

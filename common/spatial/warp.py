@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from .checks import check_field, check_image
 
-__all__ = ["identity_grid", "warp", "sample_displaced", "warp_label"]
+__all__ = ["ddf_from_grid", "identity_grid", "warp", "sample_displaced", "warp_label"]
 
 _MODES = ("bilinear", "nearest", "bicubic")
 _PADDINGS = ("zeros", "border", "reflection")
@@ -50,6 +50,18 @@ def _normalised_identity(size, device, dtype) -> torch.Tensor:
             _GRID_CACHE.clear()
         _GRID_CACHE[key] = grid
     return grid
+
+
+def ddf_from_grid(grid: torch.Tensor) -> torch.Tensor:
+    """The DDF ``(B, ndim, *size)`` (voxels) of a ``grid_sample`` grid ``(B, *size, ndim)`` (normalised [-1, 1],
+    ``align_corners=True``, last axis in (x, y, z) order): the inverse of the conversion :func:`sample_displaced`
+    makes, for tools that hand back sampling grids (FireANTs)."""
+    size = grid.shape[1:-1]
+    index = (grid.flip(-1).movedim(-1, 1) + 1) / 2
+    index = index * torch.tensor([max(n - 1, 1) for n in size], dtype=grid.dtype, device=grid.device).view(
+        -1, *[1] * len(size)
+    )
+    return index - identity_grid(size, grid.device, grid.dtype)
 
 
 def sample_displaced(

@@ -1,7 +1,6 @@
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from regzoo import benchmark
@@ -142,7 +141,7 @@ def test_fireants_sampling_grid_becomes_the_displacement_our_warp_applies_alike(
     import torch.nn.functional as F
 
     from common.spatial import warp
-    from regzoo.benchmark_accuracy import ddf_from_normalized_grid
+    from regzoo.benchmark_accuracy import fireants_ddf
 
     g = torch.Generator().manual_seed(0)
     size = (9, 11, 13)  # nibabel (i, j, k)
@@ -154,11 +153,11 @@ def test_fireants_sampling_grid_becomes_the_displacement_our_warp_applies_alike(
         torch.randn(1, 3, 3, 3, 3, generator=g), size=sitk_order.shape[2:], mode="trilinear", align_corners=True
     ).permute(0, 2, 3, 4, 1)
     expected = F.grid_sample(sitk_order, grid, align_corners=True, padding_mode="border").permute(0, 1, 4, 3, 2)
-    ddf = torch.from_numpy(ddf_from_normalized_grid(grid[0].numpy())).permute(3, 0, 1, 2)[None]
+    ddf = fireants_ddf(grid[0].numpy())
     assert ddf.shape == (1, 3, *size) and ddf.abs().max() > 0.3  # a real displacement, in voxels
     torch.testing.assert_close(warp(image, ddf), expected, atol=1e-4, rtol=0)
     identity = F.affine_grid(torch.eye(3, 4)[None], (1, 1, *sitk_order.shape[2:]), align_corners=True)
-    assert np.abs(ddf_from_normalized_grid(identity[0].numpy())).max() < 1e-5
+    assert fireants_ddf(identity[0].numpy()).abs().max() < 1e-5
 
 
 def test_accuracy_benchmark_multimodal_pairs_and_bundles_trained_two_ways(brain_demo, tmp_path):

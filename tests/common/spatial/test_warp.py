@@ -2,7 +2,7 @@ import pytest
 import torch
 from monai.networks.blocks import Warp
 
-from common.spatial import identity_grid, warp
+from common.spatial import ddf_from_grid, identity_grid, warp
 
 
 @pytest.mark.parametrize("size", [(12, 15), (9, 10, 11)])
@@ -90,3 +90,22 @@ def test_bad_input_raises_value_error_naming_the_argument(image, ddf, match):
 def test_bad_mode_raises():
     with pytest.raises(ValueError, match="mode"):
         warp(torch.rand(1, 1, 4, 4), torch.zeros(1, 2, 4, 4), mode="cubic")
+
+
+@pytest.mark.parametrize("size", [(7, 9), (5, 6, 8)])
+def test_ddf_from_grid_warps_as_grid_sample_with_the_grid(size):
+    """A ``grid_sample`` grid (normalised, corners aligned, last axis x, y, z) turned into a voxel DDF: warping with
+    it gives what ``F.grid_sample`` gives with the grid itself; the identity grid gives a zero DDF."""
+    import torch.nn.functional as F
+
+    g = torch.Generator().manual_seed(0)
+    ndim = len(size)
+    theta = torch.eye(ndim, ndim + 1)[None] + 0.05 * torch.randn(1, ndim, ndim + 1, generator=g)
+    identity = F.affine_grid(torch.eye(ndim, ndim + 1)[None], (1, 1, *size), align_corners=True)
+    grid = F.affine_grid(theta, (1, 1, *size), align_corners=True)
+    image = torch.rand(1, 2, *size, generator=g)
+    expected = F.grid_sample(image, grid, align_corners=True, padding_mode="border")
+    ddf = ddf_from_grid(grid)
+    assert ddf.shape == (1, ndim, *size) and ddf.abs().max() > 0.2
+    torch.testing.assert_close(warp(image, ddf), expected, atol=1e-5, rtol=0)
+    assert ddf_from_grid(identity).abs().max() < 1e-5
